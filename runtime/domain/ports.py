@@ -115,7 +115,9 @@ class Registry(Protocol):
         """Create or replace a grant; ``QuotaExceeded`` if the granter has ``limit``."""
         ...
 
-    def get_grant(self, namespace: str, kind: GrantKind, target: str, grantee: str) -> Grant | None: ...
+    def get_grant(
+        self, namespace: str, kind: GrantKind, target: str, grantee: str
+    ) -> Grant | None: ...
 
     def delete_grant(self, namespace: str, kind: GrantKind, target: str, grantee: str) -> bool: ...
 
@@ -268,3 +270,33 @@ class CredentialIssuer(Protocol):
     ) -> SessionCredentials: ...
 
     def delete_principal(self, identity: Identity) -> None: ...
+
+
+class OutboundRecord(BaseModel):
+    """A record to write, already decoded from its wire form."""
+
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: list[tuple[str, bytes | None]] = []
+    timestamp_ms: int | None = None
+    partition: int | None = None
+
+
+class WriteOutcome(BaseModel):
+    """Where a record landed, or why it did not (``error`` set, nothing written)."""
+
+    partition: int = -1
+    offset: int = -1
+    timestamp_ms: int | None = None
+    error: str | None = None
+    # True when the failure happened before anything could be written (safe to retry).
+    retriable: bool = False
+
+
+class RecordWriter(Protocol):
+    def write(self, topic: str, records: list[OutboundRecord]) -> list[WriteOutcome]:
+        """Write records with acks=all; one outcome per record, in order.
+
+        Raise ``Unavailable`` only if nothing at all was written.
+        """
+        ...
