@@ -56,4 +56,10 @@ def register_introspection(status: int = 200, **overrides: Any) -> None:
 
 
 def introspection_calls() -> int:
-    return sum(1 for call in responses.calls if call.request.url == INTROSPECT_URL)
+    """Introspection requests sent. While moto's mock_aws is active its own
+    `responses` mock sees (and records) every request first, passing unknown
+    ones through to ours, so count both."""
+    from moto.core.models import responses_mock as moto_mock
+
+    calls = list(responses.calls) + list(moto_mock.calls)
+    return sum(1 for call in calls if call.request.url == INTROSPECT_URL)
