@@ -95,12 +95,12 @@ def _address_refusal(
         return "is an instance metadata address"
     if address.is_link_local:
         return "is link-local"
+    if address.is_loopback:  # checked before "reserved": ::1 lies in the reserved ::/8
+        return None if allow_private else "is a loopback address"
     if address.is_multicast or address.is_unspecified or address.is_reserved:
         return "is not a unicast address"
     if allow_private:
         return None
-    if address.is_loopback:
-        return "is a loopback address"
     if address.is_private or not address.is_global:
         return "is a private address"
     return None
