@@ -1,0 +1,228 @@
+"""What managed triggers need from the infrastructure.
+
+- the permissions boundary every trigger role must carry: read this cluster's
+  topics/groups, write the trigger log groups, send to the trigger DLQ, and the
+  network-interface/cluster-describe rights an MSK event source mapping needs;
+- the dead-letter queue (KMS, TLS only);
+- the packaged template code (the runtime bundle, in the CDK asset bucket);
+- the management policy the API function gets: create/update/delete only
+  functions named ``<prefix>*`` and roles under ``<role path>``, roles only with
+  the boundary, PassRole only for those roles and only to Lambda.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from fabric_constructs.encryption import FabricKey
+from fabric_constructs.kafka_arns import KafkaArns
+from fabric_constructs.lambda_code import fabric_asset_options
+
+# AWS needs Resource "*" for these: ENI management by the ESM/VPC function (no
+# resource-level permissions for Describe*; Create/Delete use the ESM's subnets).
+ESM_NETWORK_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+
+
+class TriggerSupport(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        kafka: KafkaArns,
+        function_prefix: str,
+        role_path: str,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.function_prefix = function_prefix
+        self.role_path = role_path
+        self.key = FabricKey(self, "DlqKey", purpose="trigger dead-letter queue", retain=retain)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        )
+        self.template = s3_assets.Asset(self, "TemplateCode", **fabric_asset_options())  # type: ignore[arg-type]
+
+        log_groups = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/lambda/{function_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.log_group_arns = [log_groups, f"{log_groups}:*"]
+        self.boundary = iam.ManagedPolicy(
+            self,
+            "Boundary",
+            description="Octopus: permissions boundary of every trigger function role",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ConnectToThisCluster",
+                    actions=["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+                    resources=[kafka.cluster_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTopics",
+                    actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+                    resources=[kafka.topic()],
+                ),
+                iam.PolicyStatement(
+                    sid="ConsumerGroups",
+                    actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+                    resources=[kafka.group()],
+                ),
+                iam.PolicyStatement(
+                    sid="EventSourceMappingClusterLookup",
+                    actions=["kafka:DescribeCluster", "kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"],
+                    resources=[kafka.cluster_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="TriggerLogs",
+                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=self.log_group_arns,
+                ),
+                iam.PolicyStatement(
+                    sid="DeadLetters",
+                    actions=["sqs:SendMessage"],
+                    resources=[self.dead_letter_queue.queue_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="DeadLetterEncryption",
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[self.key.key_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="EventSourceMappingNetwork", actions=list(ESM_NETWORK_ACTIONS), resources=["*"]
+                ),
+            ],
+        )
+
+        role_arns = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"{role_path.strip('/')}/*"
+        )
+        function_arns = stack.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=f"{function_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        mapping_arns = stack.format_arn(
+            service="lambda",
+            resource="event-source-mapping",
+            resource_name="*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        only_trigger_functions = {"ArnLike": {"lambda:FunctionArn": function_arns}}
+        with_boundary = {"StringEquals": {"iam:PermissionsBoundary": self.boundary.managed_policy_arn}}
+        self.management_policy = iam.ManagedPolicy(
+            self,
+            "ManagementPolicy",
+            description="Octopus API: manage trigger functions, their roles and event source mappings",
+            statements=[
+                iam.PolicyStatement(
+                    sid="TriggerFunctions",
+                    actions=[
+                        "lambda:CreateFunction",
+                        "lambda:DeleteFunction",
+                        "lambda:GetFunction",
+                        "lambda:GetFunctionConfiguration",
+                        "lambda:UpdateFunctionCode",
+                        "lambda:UpdateFunctionConfiguration",
+                        "lambda:PutFunctionConcurrency",
+                        "lambda:DeleteFunctionConcurrency",
+                        "lambda:TagResource",
+                        "lambda:UntagResource",
+                        "lambda:ListTags",
+                    ],
+                    resources=[function_arns],
+                ),
+                # CreateEventSourceMapping/ListEventSourceMappings have no resource-level
+                # permission: "*" narrowed by the function the mapping invokes.
+                iam.PolicyStatement(
+                    sid="CreateMappingsForTriggerFunctions",
+                    actions=["lambda:CreateEventSourceMapping"],
+                    resources=["*"],
+                    conditions=only_trigger_functions,
+                ),
+                iam.PolicyStatement(
+                    sid="ListMappings", actions=["lambda:ListEventSourceMappings"], resources=["*"]
+                ),
+                iam.PolicyStatement(
+                    sid="ManageMappingsOfTriggerFunctions",
+                    actions=[
+                        "lambda:GetEventSourceMapping",
+                        "lambda:UpdateEventSourceMapping",
+                        "lambda:DeleteEventSourceMapping",
+                    ],
+                    resources=[mapping_arns],
+                    conditions=only_trigger_functions,
+                ),
+                iam.PolicyStatement(
+                    sid="CreateRolesOnlyWithBoundary",
+                    actions=["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"],
+                    resources=[role_arns],
+                    conditions=with_boundary,
+                ),
+                iam.PolicyStatement(
+                    sid="ManageTriggerRoles",
+                    actions=[
+                        "iam:GetRole",
+                        "iam:GetRolePolicy",
+                        "iam:ListRolePolicies",
+                        "iam:ListAttachedRolePolicies",
+                        "iam:DeleteRolePolicy",
+                        "iam:DetachRolePolicy",
+                        "iam:DeleteRole",
+                        "iam:TagRole",
+                    ],
+                    resources=[role_arns],
+                ),
+                iam.PolicyStatement(
+                    sid="PassTriggerRolesToLambdaOnly",
+                    actions=["iam:PassRole"],
+                    resources=[role_arns],
+                    conditions={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="NeverDropTheBoundary",
+                    effect=iam.Effect.DENY,
+                    actions=["iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"],
+                    resources=[role_arns],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTemplateCode",
+                    actions=["s3:GetObject"],
+                    resources=[
+                        stack.format_arn(
+                            service="s3",
+                            region="",
+                            account="",
+                            resource=self.template.s3_bucket_name,
+                            resource_name=self.template.s3_object_key,
+                        )
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTriggerLogs",
+                    actions=["logs:FilterLogEvents", "logs:GetLogEvents"],
+                    resources=self.log_group_arns,
+                ),
+            ],
+        )
