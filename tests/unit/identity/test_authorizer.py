@@ -16,18 +16,18 @@ import boto3
 import pytest
 import requests
 import responses
-from identity_support import (
+from moto import mock_aws
+
+from runtime.adapters.token_cache import token_hash
+from runtime.config import RuntimeSettings
+from runtime.handlers import authorizer
+from tests.unit.identity.identity_support import (
     CLIENT_ID,
     INTROSPECT_URL,
     REQUIRED_SCOPE,
     introspection_calls,
     register_introspection,
 )
-from moto import mock_aws
-
-from runtime.adapters.token_cache import token_hash
-from runtime.config import RuntimeSettings
-from runtime.handlers import authorizer
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/v1/me"
 SUB = "b7c5a8e2-1d34-4f6a-9b0c-7e8f9a0b1c2d"

@@ -12,14 +12,6 @@ import pytest
 import requests
 import responses
 from globus_sdk.testing import get_last_request, load_response
-from identity_support import (
-    CLIENT_ID,
-    INTROSPECT_URL,
-    REQUIRED_SCOPE,
-    FakeClock,
-    introspection_calls,
-    register_introspection,
-)
 from moto import mock_aws
 
 from runtime.adapters.aws.globus_identity import (
@@ -30,6 +22,14 @@ from runtime.adapters.token_cache import TokenCache
 from runtime.config import RuntimeSettings
 from runtime.domain.errors import Unauthenticated, Unavailable
 from runtime.domain.ports import IdentityProvider
+from tests.unit.identity.identity_support import (
+    CLIENT_ID,
+    INTROSPECT_URL,
+    REQUIRED_SCOPE,
+    FakeClock,
+    introspection_calls,
+    register_introspection,
+)
 
 pytestmark = pytest.mark.usefixtures("globus_mock")
 

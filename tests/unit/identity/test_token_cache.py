@@ -6,10 +6,10 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from identity_support import FakeClock
 
 from runtime.adapters.token_cache import Rejection, TokenCache, token_hash
 from runtime.domain.ports import Principal
+from tests.unit.identity.identity_support import FakeClock
 
 
 def principal(expires_in: float, clock: FakeClock) -> Principal:
