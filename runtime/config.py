@@ -119,6 +119,14 @@ class RuntimeSettings(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _single_node_replication_locally(self) -> RuntimeSettings:
+        # The embedded broker is one node: a replication factor above 1 cannot be met.
+        if self.cluster_mode == "local" and self.topics.default_replication_factor != 1:
+            topics = self.topics.model_copy(update={"default_replication_factor": 1})
+            object.__setattr__(self, "topics", topics)
+        return self
+
     @property
     def runtime_bootstrap_servers(self) -> str:
         return self.internal_bootstrap_servers or self.bootstrap_servers

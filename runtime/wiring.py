@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.adapters.kafka_config import ClientRole
 from runtime.api.container import Container
 from runtime.config import RuntimeSettings
 from runtime.domain.deps import Deps
@@ -33,28 +34,35 @@ def build_registry(settings: RuntimeSettings) -> Registry:
     return SqliteRegistry(settings.sqlite_path)
 
 
-def kafka_client_config(settings: RuntimeSettings) -> dict[str, Any]:
+def kafka_client_config(
+    settings: RuntimeSettings, role: ClientRole = "admin"
+) -> dict[str, Any]:
     from runtime.adapters.kafka_config import local_client_config, msk_iam_client_config
 
     bootstrap = settings.runtime_bootstrap_servers
     if settings.cluster_mode == "local":
-        return local_client_config(bootstrap)
+        return local_client_config(bootstrap, role)
     return msk_iam_client_config(bootstrap, settings.region)
 
 
 def build_broker(settings: RuntimeSettings) -> BrokerAdmin:
-    from runtime.adapters.kafka_admin import KafkaBrokerAdmin
+    from runtime.adapters.kafka_admin import EMBEDDED_BROKER, MSK_BROKER, KafkaBrokerAdmin
 
-    return KafkaBrokerAdmin(
-        kafka_client_config(settings),
-        supports_partition_increase=settings.cluster_mode != "local",
-    )
+    capabilities = EMBEDDED_BROKER if settings.cluster_mode == "local" else MSK_BROKER
+    return KafkaBrokerAdmin(kafka_client_config(settings), capabilities=capabilities)
 
 
-def build_record_writer(settings: RuntimeSettings) -> RecordWriter:
-    from runtime.adapters.kafka_records import KafkaRecordWriter
+def build_record_writer(settings: RuntimeSettings, registry: Registry) -> RecordWriter:
+    from runtime.adapters.kafka_record_writer import KafkaRecordWriter
+    from runtime.adapters.kafka_records import RecordProducer
 
-    return KafkaRecordWriter(kafka_client_config(settings))
+    def known(kafka_name: str) -> bool:
+        # Namespaces hold no dots: the first one separates namespace and topic.
+        namespace, _, topic = kafka_name.partition(".")
+        return registry.get_topic(namespace, topic) is not None
+
+    producer = RecordProducer(kafka_client_config(settings, "producer"), topic_exists=known)
+    return KafkaRecordWriter(producer)
 
 
 def build_credentials(settings: RuntimeSettings) -> CredentialIssuer:
@@ -80,12 +88,13 @@ def build_identity(settings: RuntimeSettings) -> IdentityProvider | None:
 
 
 def build_container(settings: RuntimeSettings) -> Container:
+    registry = build_registry(settings)
     deps = Deps(
         settings=settings,
-        registry=build_registry(settings),
+        registry=registry,
         broker=build_broker(settings),
         credentials=build_credentials(settings),
-        records=build_record_writer(settings),
+        records=build_record_writer(settings, registry),
     )
     return Container(
         settings=settings, fabric=Fabric.build(deps), identity=build_identity(settings)

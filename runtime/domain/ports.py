@@ -300,3 +300,57 @@ class RecordWriter(Protocol):
         Raise ``Unavailable`` only if nothing at all was written.
         """
         ...
+
+
+class TriggerLogLine(BaseModel):
+    timestamp: datetime
+    message: str
+
+
+class TriggerDeadLetter(BaseModel):
+    """An event a trigger could not deliver, and why (see runtime.triggers.batch.DeadLetter)."""
+
+    failed_at: datetime
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None  # base64, dropped when too large
+    value: str | None = None  # base64, dropped when too large
+
+
+class TriggerStatus(BaseModel):
+    state: str  # a TriggerState value
+    last_error: str | None = None
+
+
+class TriggerPlatform(Protocol):
+    """Where triggers run: Lambda + MSK event source mappings on AWS, the local runner locally.
+
+    The core has already validated the spec and checked ownership and quotas.
+    """
+
+    def deploy(self, trigger: Trigger, *, secret: str | None, code: bytes | None) -> TriggerStatus:
+        """Create everything the trigger needs; wait for real readiness with backoff.
+
+        On failure, roll back what was created or leave a visible FAILING status.
+        """
+        ...
+
+    def update(self, trigger: Trigger, *, code: bytes | None) -> TriggerStatus:
+        """Apply a changed spec (filters, batching, enabled, code)."""
+        ...
+
+    def remove(self, trigger: Trigger) -> None:
+        """Delete every piece (function, role, mapping, secret, log group); missing is fine."""
+        ...
+
+    def status(self, trigger: Trigger) -> TriggerStatus: ...
+
+    def logs(
+        self, trigger: Trigger, *, since: datetime | None, cursor: str | None, limit: int
+    ) -> Page[TriggerLogLine]: ...
+
+    def dead_letters(
+        self, trigger: Trigger, *, cursor: str | None, limit: int
+    ) -> Page[TriggerDeadLetter]: ...
