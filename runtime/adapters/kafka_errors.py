@@ -90,6 +90,18 @@ class RecordTooLarge(BrokerError, PayloadTooLarge):
     code: ClassVar[str] = "record_too_large"
 
 
+class PartitionNotFound(BrokerError, NotFound):
+    status: ClassVar[int] = 404
+    code: ClassVar[str] = "partition_not_found"
+
+
+class OffsetOutOfRange(BrokerError, Unprocessable):
+    """The requested offset is outside the stored range of the partition."""
+
+    status: ClassVar[int] = 422
+    code: ClassVar[str] = "offset_out_of_range"
+
+
 class ConsumerGroupActive(BrokerError, Conflict):
     """A consumer group still has members and cannot be deleted."""
 
@@ -148,6 +160,10 @@ def from_kafka_error(error: KafkaError, action: str) -> BrokerError:
         return TopicAlreadyExists(text, kafka_code=name)
     if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
         return TopicNotFound(text, kafka_code=name)
+    if code in (KafkaError._UNKNOWN_PARTITION,):
+        return PartitionNotFound(text, kafka_code=name)
+    if code in (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET):
+        return OffsetOutOfRange(text, kafka_code=name)
     if code in _INVALID_TOPIC_CODES:
         return InvalidTopicRequest(text, kafka_code=name)
     if code in _TOO_LARGE_CODES:
