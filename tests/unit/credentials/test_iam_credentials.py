@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -291,7 +292,7 @@ def test_iam_failures_never_escape_raw(settings: RuntimeSettings, owner: Identit
 
     issuer = IamCredentialIssuer(settings, iam_client=BrokenIam(), sts_client=BrokenIam())
     key = AccessKey(key_id="AKIA1", owner=owner.sub, name="k", kind=KeyKind.IAM)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: issuer.create_key(owner, "k", OWN),
         lambda: issuer.sync_permissions(owner, OWN),
         lambda: issuer.delete_key(owner, key),

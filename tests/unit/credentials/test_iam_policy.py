@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ TOPIC = f"arn:aws:kafka:us-east-1:123456789012:topic/octopus-prod/{UUID}/"
 GROUP = f"arn:aws:kafka:us-east-1:123456789012:group/octopus-prod/{UUID}/"
 
 
-def rights(document: dict, arn_of_name: str) -> set[str]:
+def rights(document: dict[str, Any], arn_of_name: str) -> set[str]:
     """Actions the document allows on a concrete resource (IAM wildcard matching)."""
     allowed: set[str] = set()
     for statement in document["Statement"]:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -121,7 +122,7 @@ def test_missing_or_malformed_header_is_unauthorized(header: str | None) -> None
     "overrides",
     [{"active": False}, {"aud": ["other"]}, {"scope": "openid"}, {"exp": 1_000_000}],
 )
-def test_invalid_tokens_are_unauthorized(overrides: dict[str, object]) -> None:
+def test_invalid_tokens_are_unauthorized(overrides: dict[str, Any]) -> None:
     register_introspection(**overrides)
     with pytest.raises(Exception, match=r"^Unauthorized$") as raised:
         authorizer.handler(event("Bearer bad"), LambdaContext())

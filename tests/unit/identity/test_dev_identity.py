@@ -16,7 +16,7 @@ from runtime.adapters.local.dev_identity import (
     create_tokens_file,
     ensure_tokens_file,
 )
-from runtime.config import RuntimeSettings
+from runtime.config import ClusterMode, RuntimeSettings
 from runtime.domain.errors import Unauthenticated
 from runtime.domain.ports import IdentityProvider
 
@@ -77,7 +77,7 @@ def test_identities_added_later_are_seen_without_restart(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("mode", ["provisioned", "serverless"])
-def test_refuses_to_exist_outside_local_mode(tmp_path: Path, mode: str) -> None:
+def test_refuses_to_exist_outside_local_mode(tmp_path: Path, mode: ClusterMode) -> None:
     path = tmp_path / "tokens.json"
     create_tokens_file(path)
     deployed = RuntimeSettings(cluster_mode=mode, identity="apigw-authorizer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 import boto3
@@ -50,11 +51,13 @@ def test_active_token_gives_principal_from_sub() -> None:
     assert principal.username == "ada@example.org"
     assert REQUIRED_SCOPE in principal.scopes
     assert principal.expires_at is not None and principal.expires_at > datetime.now(UTC)
-    sent = parse_qs(get_last_request().body)  # form-encoded introspection request
+    request = get_last_request()
+    assert request is not None
+    sent = parse_qs(str(request.body))  # form-encoded introspection request
     assert sent["token"] == ["good-token"]
     assert sent["include"] == ["identity_set"]
     # The fabric authenticates to Globus with its confidential client (HTTP Basic).
-    assert get_last_request().headers["Authorization"].startswith("Basic ")
+    assert str(request.headers["Authorization"]).startswith("Basic ")
 
 
 @pytest.mark.parametrize(
@@ -69,7 +72,7 @@ def test_active_token_gives_principal_from_sub() -> None:
         ({"sub": ""}, "no subject"),
     ],
 )
-def test_refused_tokens_are_unauthenticated(overrides: dict[str, object], reason: str) -> None:
+def test_refused_tokens_are_unauthenticated(overrides: dict[str, Any], reason: str) -> None:
     register_introspection(**overrides)
     with pytest.raises(Unauthenticated, match=reason):
         make_provider().authenticate("bad-token")
