@@ -370,8 +370,10 @@ def _decode_text(data: bytes | None) -> str | bytes | None:
         return data
 
 
-def _header_bytes(value: str | bytes | None) -> bytes | None:
-    return value.encode() if isinstance(value, str) else value
+def _header_list(headers: Any) -> list[tuple[str, bytes | None]]:
+    # A consumed message carries a list of (name, bytes) pairs; stay lenient anyway.
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or [])
+    return [(str(n), v.encode() if isinstance(v, str) else v) for n, v in pairs]
 
 
 def decode_message(msg: Message) -> ConsumedRecord:
@@ -393,7 +395,7 @@ def decode_message(msg: Message) -> ConsumedRecord:
         timestamp=timestamp,
         key=_decode_text(msg.key()),
         value=value,
-        headers=[(name, _header_bytes(value)) for name, value in (msg.headers() or [])],
+        headers=_header_list(msg.headers()),
         raw_value=raw,
         is_json=is_json,
     )

@@ -1,0 +1,1 @@
+"""The ``octopus`` command line (typer + rich)."""
