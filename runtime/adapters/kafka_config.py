@@ -22,7 +22,7 @@ ClientRole = Literal["admin", "producer", "consumer"]
 # default means ~23 s before the first record), so keep it short; fetch wait 200 ms
 # (100 ms stalls consumers on partitions with ~200k one-record batches).
 EMBEDDED_BROKER_CONSUMER_SETTINGS: dict[str, Any] = {
-    "session.timeout.ms": 6000,
+    "session.timeout.ms": 3000,
     "heartbeat.interval.ms": 500,
     "fetch.wait.max.ms": 200,
 }
