@@ -12,7 +12,17 @@ from fastapi.responses import HTMLResponse
 from runtime.api.container import Container
 from runtime.api.errors import install_error_handlers
 from runtime.api.middleware import AuditLog, BodySizeLimit
-from runtime.api.routes import grants, keys, meta, namespaces, records, topics
+from runtime.api.routes import (
+    compat_v3,
+    grants,
+    http_consume,
+    keys,
+    meta,
+    namespaces,
+    records,
+    rest_consumers,
+    topics,
+)
 
 DESCRIPTION = """Octopus Event Fabric web service: identities, broker credentials, namespaces,
 topics, grants, records over HTTP, and triggers. Every route but `/v1/health` and these docs needs
@@ -41,6 +51,9 @@ def create_app(container: Container, extra_routers: Iterable[APIRouter] = ()) ->
         topics.router,
         grants.router,
         records.router,
+        http_consume.router,
+        compat_v3.router,
+        rest_consumers.router,
     ):
         app.include_router(router)
     for router in extra_routers:
