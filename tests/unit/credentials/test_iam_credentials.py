@@ -308,3 +308,16 @@ def test_bad_cluster_arn_refused_at_construction(settings: RuntimeSettings) -> N
     broken = settings.model_copy(update={"cluster_arn": "arn:aws:kafka:us-east-1:1:cluster/x"})
     with pytest.raises(ValueError, match="not an MSK cluster ARN"):
         IamCredentialIssuer(broken, iam_client=object(), sts_client=object())
+
+
+def test_packed_policy_too_large_is_a_clear_limit(
+    settings: RuntimeSettings, owner: Identity
+) -> None:
+    class PackingSts:
+        def assume_role(self, **_: Any) -> dict[str, Any]:
+            raise client_error("PackedPolicyTooLarge", "AssumeRole")
+
+    issuer = IamCredentialIssuer(settings, iam_client=object(), sts_client=PackingSts())
+    with pytest.raises(LimitReached, match="too large once packed") as raised:
+        issuer.session_credentials(owner, OWN, 3600)
+    assert "POST /v1/keys" in raised.value.message
