@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -22,6 +23,7 @@ class BootstrapBrokers(Construct):
         *,
         cluster_arn: str,
         include_public: bool,
+        log_group: logs.ILogGroup,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
     ) -> None:
@@ -46,6 +48,7 @@ class BootstrapBrokers(Construct):
             vpc=vpc,
             vpc_subnets=subnets,
             timeout=cdk.Duration.minutes(2),
+            log_group=log_group,
         )
         self.private = self.resource.get_response_field(PRIVATE_IAM)
         self.public = self.resource.get_response_field(PUBLIC_IAM) if include_public else ""

@@ -13,9 +13,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from fabric_constructs.encryption import encrypted_log_group
 from fabric_constructs.fabric_function import FabricFunction
 
 HANDLER_MODULE = "runtime.handlers.msk_public_access"
@@ -71,6 +73,9 @@ class MskPublicAccess(Construct):
             statements=[describe],
             **common,
         )
+        framework_logs = encrypted_log_group(
+            self, "FrameworkLogs", key=log_key, retention_days=log_retention_days, retain=retain
+        )
         provider = cr.Provider(
             self,
             "Provider",
@@ -81,6 +86,10 @@ class MskPublicAccess(Construct):
             vpc=vpc,
             vpc_subnets=subnets,
             security_groups=[security_group],
+            log_group=framework_logs,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=framework_logs, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
         )
         self.resource = cdk.CustomResource(
             self,

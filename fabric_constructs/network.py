@@ -66,13 +66,6 @@ class FabricNetwork(Construct):
                 },
             )
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[private])
-        self.vpc.add_gateway_endpoint(
-            "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[private]
-        )
-        for name, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(name, service=service, subnets=private, private_dns_enabled=True)
-
         self.function_security_group = ec2.SecurityGroup(
             self,
             "FunctionSecurityGroup",
@@ -87,6 +80,29 @@ class FabricNetwork(Construct):
             description="Octopus MSK brokers: IAM/TLS listener for fabric functions and ESM pollers",
             allow_all_outbound=False,
         )
+        # Endpoints accept HTTPS only from the fabric's own security groups (not the whole VPC).
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="Octopus VPC interface endpoints: HTTPS from fabric functions and ESM pollers",
+            allow_all_outbound=False,
+        )
+        for source in (self.function_security_group, self.cluster_security_group):
+            self.endpoint_security_group.add_ingress_rule(source, ec2.Port.tcp(443), "AWS APIs over HTTPS")
+        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[private])
+        self.vpc.add_gateway_endpoint(
+            "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[private]
+        )
+        for name, service in INTERFACE_ENDPOINTS.items():
+            self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=private,
+                private_dns_enabled=True,
+                open=False,
+                security_groups=[self.endpoint_security_group],
+            )
         self.cluster_security_group.add_ingress_rule(
             self.function_security_group,
             ec2.Port.tcp(KAFKA_IAM_PORT),
@@ -104,7 +120,7 @@ class FabricNetwork(Construct):
             "event source mapping pollers to brokers",
         )
         self.cluster_security_group.add_egress_rule(
-            ec2.Peer.ipv4(self.vpc.vpc_cidr_block),
+            self.endpoint_security_group,
             ec2.Port.tcp(443),
             "event source mapping pollers to AWS endpoints (STS, Lambda)",
         )

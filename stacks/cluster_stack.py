@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from fabric_constructs.bootstrap_brokers import BootstrapBrokers
-from fabric_constructs.encryption import FabricKey
+from fabric_constructs.encryption import FabricKey, encrypted_log_group
 from fabric_constructs.kafka_arns import KafkaArns
 from fabric_constructs.kafka_cluster import ProvisionedKafkaCluster, ServerlessKafkaCluster
 from fabric_constructs.msk_public_access import MskPublicAccess
@@ -67,15 +67,22 @@ class ClusterStack(cdk.Stack):
         self.kafka = KafkaArns.of(self, cluster_arn=self.cluster_arn, cluster_name=self.cluster_name)
 
         self.public_access: MskPublicAccess | None = None
+        self.log_key = FabricKey(
+            self, "CustomResourceLogKey", purpose="cluster custom resource logs", retain=config.retain, for_logs=True
+        )
+        custom_resource_logs = encrypted_log_group(
+            self,
+            "CustomResourceLogs",
+            key=self.log_key,
+            retention_days=config.logs.retention_days,
+            retain=config.retain,
+        )
         if cluster.public_access:
             for cidr in cluster.public_access_cidrs:
                 peer = ec2.Peer.ipv6(cidr) if ":" in cidr else ec2.Peer.ipv4(cidr)
                 network.cluster_security_group.add_ingress_rule(
                     peer, ec2.Port.tcp(KAFKA_PUBLIC_IAM_PORT), "edge/HPC clients (IAM over TLS)"
                 )
-            self.log_key = FabricKey(
-                self, "CustomResourceLogKey", purpose="cluster custom resource logs", retain=config.retain, for_logs=True
-            )
             self.public_access = MskPublicAccess(
                 self,
                 "PublicAccess",
@@ -94,6 +101,7 @@ class ClusterStack(cdk.Stack):
             "BootstrapBrokers",
             cluster_arn=self.cluster_arn,
             include_public=cluster.public_access,
+            log_group=custom_resource_logs,
             vpc=network.vpc,
             subnets=private,
         )
