@@ -103,11 +103,17 @@ class LiveService:
         self.restarts += 1
 
     def call(
-        self, method: str, path: str, person: Person, *, subject: str | None = "self", **kw: Any
+        self,
+        method: str,
+        path: str,
+        person: Person,
+        *,
+        subject: str | None = "self",
+        extra_headers: dict[str, str] | None = None,
+        **kw: Any,
     ) -> requests.Response:
-        return requests.request(
-            method, self.url + path, headers=person.headers(subject), timeout=60, **kw
-        )
+        headers = {**person.headers(subject), **(extra_headers or {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=60, **kw)
 
 
 def _person(name: str) -> Person:
