@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 def run_local(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """``python -m runtime.local ARGS`` from the repository root, output captured."""
-    return subprocess.run(  # noqa: S603 - our own module
+    return subprocess.run(
         [sys.executable, "-m", "runtime.local", *args],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -73,7 +73,7 @@ class LocalFabric:
         return record
 
     def token(self) -> str:
-        tokens = json.loads(self.paths.dev_tokens.read_text())["tokens"]
+        tokens: dict[str, object] = json.loads(self.paths.dev_tokens.read_text())["tokens"]
         return next(iter(tokens))
 
     def headers(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from tests.integration.local.conftest import (
     wait_until,
 )
 
+
 @pytest.mark.slow
 def test_up_down_up_keeps_the_registry_and_recreates_topics(new_fabric: LocalFabric) -> None:
     fabric = new_fabric
@@ -98,8 +99,10 @@ def test_killed_services_are_restarted_and_topics_recreated(new_fabric: LocalFab
     assert api is not None
     os.kill(api.pid, signal.SIGKILL)
     wait_until(
-        lambda: fabric.record().services["api"].restarts == 1
-        and fabric.record().services["api"].state == "running",
+        lambda: (
+            fabric.record().services["api"].restarts == 1
+            and fabric.record().services["api"].state == "running"
+        ),
         60,
         "the web service to be restarted",
     )
@@ -111,8 +114,10 @@ def test_killed_services_are_restarted_and_topics_recreated(new_fabric: LocalFab
     assert broker is not None
     os.kill(broker.pid, signal.SIGKILL)
     wait_until(
-        lambda: fabric.record().services["broker"].restarts == 1
-        and fabric.record().services["broker"].state == "running",
+        lambda: (
+            fabric.record().services["broker"].restarts == 1
+            and fabric.record().services["broker"].state == "running"
+        ),
         60,
         "the broker to be restarted",
     )
