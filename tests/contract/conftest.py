@@ -15,6 +15,7 @@ from moto.dynamodb.responses import DynamoHandler
 
 from runtime.adapters.aws.dynamodb_registry import DynamoDbRegistry
 from runtime.adapters.local.sqlite_registry import SqliteRegistry
+from runtime.domain.ports import Registry
 
 TABLE_NAME = "octopus-registry-test"
 KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
@@ -92,8 +93,13 @@ def dynamodb_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield client
 
 
+def _both_implement_the_port(sqlite: SqliteRegistry, dynamodb: DynamoDbRegistry) -> list[Registry]:
+    # Checked by mypy: each adapter must match the Registry Protocol exactly.
+    return [sqlite, dynamodb]
+
+
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     """A fresh, empty registry of each kind."""
     if request.param == "sqlite":
         sqlite_registry = SqliteRegistry(tmp_path / "registry.db")
