@@ -82,7 +82,41 @@ def v3_caller(
 
 V3Caller = Annotated[Principal, Depends(v3_caller)]
 
-router = APIRouter(prefix="/api/v3", tags=["octopus-v3"], route_class=ConfluentErrorRoute)
+
+class ConfluentError(BaseModel):
+    error_code: int
+    message: str
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad request (missing Subject, invalid name, bad JSON)",
+    401: "Missing, invalid or expired token",
+    403: "Subject differs from the token, or known resource without the needed access",
+    404: "Not found, not visible to you, or consumer instance gone (40403)",
+    406: "Accept names the other embedded format (40601)",
+    409: "Conflict: name taken (40902), partition not assigned (40903), platform limit",
+    413: "Request body too large",
+    422: "Invalid field (named in the message)",
+    429: "Quota exceeded (named in the message)",
+    503: "A dependency is unavailable; nothing was changed",
+}
+
+
+def confluent_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error replies in Confluent's form, for the OpenAPI document."""
+    codes = set(statuses) | {400, 401, 403, 404, 413, 422, 503}
+    return {
+        code: {"model": ConfluentError, "description": _ERROR_DESCRIPTIONS[code]}
+        for code in sorted(codes)
+    }
+
+
+router = APIRouter(
+    prefix="/api/v3",
+    tags=["octopus-v3"],
+    route_class=ConfluentErrorRoute,
+    responses=confluent_errors(409, 429),
+)
 
 
 class V3Status(BaseModel):

@@ -9,7 +9,7 @@ named without the namespace. Instance state lives in the registry (see
 from __future__ import annotations
 
 import urllib.parse
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.api.auth import ContainerDep, CurrentPrincipal
 from runtime.api.container import Container
-from runtime.api.routes.compat_v3 import ConfluentErrorRoute, subject_matches
+from runtime.api.routes.compat_v3 import ConfluentErrorRoute, confluent_errors, subject_matches
 from runtime.api.routes.http_consume import partition_reader
 from runtime.domain.consumers import ConsumerService, Format
 from runtime.domain.ports import Principal
@@ -64,7 +64,10 @@ def service_of(container: ContainerDep) -> ConsumerService:
 Service = Annotated[ConsumerService, Depends(service_of)]
 
 router = APIRouter(
-    prefix="/api/v2/consumers/{group}", tags=["rest-consumers"], route_class=ConfluentErrorRoute
+    prefix="/api/v2/consumers/{group}",
+    tags=["rest-consumers"],
+    route_class=ConfluentErrorRoute,
+    responses=confluent_errors(406, 409),
 )
 INSTANCE = "/instances/{instance}"
 
@@ -194,10 +197,22 @@ def _wanted_format(accept: str | None) -> Format | None:
     return None
 
 
+_RECORDS_SCHEMA = {"type": "array", "items": {"type": "object"}}
+
+
 @router.get(
     INSTANCE + "/records",
     summary="Fetch records (Accept: application/vnd.kafka.{binary|json}.v2+json)",
-    response_model=list[dict[str, Any]],
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "Records: topic, key, value, partition, offset, timestamp, headers",
+            "content": {
+                f"application/vnd.kafka.{fmt}.v2+json": {"schema": _RECORDS_SCHEMA}
+                for fmt in ("binary", "json")
+            },
+        }
+    },
 )
 def records(
     group: str,
