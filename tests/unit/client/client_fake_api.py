@@ -46,6 +46,7 @@ class FakeAPI:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}"
 
     def reply(self, method: str, path: str, *replies: Reply | dict[str, Any] | None) -> None:
@@ -115,7 +116,9 @@ class FakeAPI:
 NOW = "2025-01-01T00:00:00Z"
 
 
-def topic_body(namespace: str = "ns-abc", name: str = "sensors.temp", **extra: Any) -> dict:
+def topic_body(
+    namespace: str = "ns-abc", name: str = "sensors.temp", **extra: Any
+) -> dict[str, Any]:
     return {
         "namespace": namespace,
         "name": name,
@@ -131,7 +134,7 @@ def topic_body(namespace: str = "ns-abc", name: str = "sensors.temp", **extra: A
     }
 
 
-def me_body(namespace: str = "ns-abc", namespaces: list[str] | None = None) -> dict:
+def me_body(namespace: str = "ns-abc", namespaces: list[str] | None = None) -> dict[str, Any]:
     return {
         "sub": "sub-1",
         "username": "ada@example.org",
@@ -142,7 +145,9 @@ def me_body(namespace: str = "ns-abc", namespaces: list[str] | None = None) -> d
     }
 
 
-def grant_body(kind: str = "topic", target: str = "sensors.temp", access: str = "read") -> dict:
+def grant_body(
+    kind: str = "topic", target: str = "sensors.temp", access: str = "read"
+) -> dict[str, Any]:
     return {
         "namespace": "ns-abc",
         "kind": kind,
@@ -154,7 +159,7 @@ def grant_body(kind: str = "topic", target: str = "sensors.temp", access: str = 
     }
 
 
-def fabric_body(bootstrap: str, **extra: Any) -> dict:
+def fabric_body(bootstrap: str, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap_servers": bootstrap,
         "security_protocol": "PLAINTEXT",

@@ -10,7 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from octopus_client.cli import local as local_cli
 from octopus_client.cli.main import app
 from typer.testing import CliRunner

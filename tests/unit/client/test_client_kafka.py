@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from octopus_client import Fabric, UnavailableError, UnknownTopicError
-from octopus_client.kafka import FabricConsumer, KafkaCredentials, MskOAuthCallback
+from octopus_client.kafka import ConsumedRecord, FabricConsumer, KafkaCredentials, MskOAuthCallback
 from octopus_client.names import prefix_subscription_regex
 
 from tests.unit.client.client_fake_api import FakeAPI, Reply, fabric_body, me_body, topic_body
@@ -51,8 +52,8 @@ def broker_topics(bootstrap_servers: str) -> set[str]:
     return set(admin.list_topics(timeout=10).topics)
 
 
-def drain(consumer: FabricConsumer, count: int, timeout: float = 20.0) -> list:
-    records = []
+def drain(consumer: FabricConsumer, count: int, timeout: float = 20.0) -> list[ConsumedRecord]:
+    records: list[ConsumedRecord] = []
     deadline = time.monotonic() + timeout
     while len(records) < count and time.monotonic() < deadline:
         record = consumer.poll_json(0.5)
