@@ -91,3 +91,11 @@ def test_two_registries_on_one_file_share_the_quota(tmp_path: Path) -> None:
     assert registries[1].get_usage(ALICE).topics == 7
     for registry in registries:
         registry.close()
+
+
+def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
+    registry = SqliteRegistry(tmp_path / "registry.db")
+    run_concurrently(16, lambda i: registry.get_identity(f"sub-{i}"))
+
+    assert registry.open_connections() <= 1  # only the opening thread's may remain
+    registry.close()

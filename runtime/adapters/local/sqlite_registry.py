@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -138,6 +139,16 @@ DEFAULT_CONSUMER_IDLE_SECONDS = 86_400
 _USAGE_COLUMNS = ("u_namespaces", "u_topics", "u_partitions", "u_keys", "u_grants", "u_triggers")
 
 
+class _ThreadConnection:
+    """One thread's connection; closed when the thread (and so this holder) goes away."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        self.connection.close()
+
+
 class SqliteRegistry:
     """``Registry`` on a SQLite file (local mode)."""
 
@@ -152,15 +163,16 @@ class SqliteRegistry:
         self.consumer_idle_seconds = consumer_idle_seconds
         self._busy_timeout = busy_timeout_seconds
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Weak: a thread's connection closes when the thread ends (thread pools churn).
+        self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self._migrate()
 
     # -- connections and transactions -------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
+        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
+        if holder is None:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
             connection = sqlite3.connect(
                 self.path,
@@ -170,11 +182,16 @@ class SqliteRegistry:
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._local.connection = connection
+            holder = _ThreadConnection(connection)
+            self._local.holder = holder
             with self._connections_lock:
-                self._connections.append(connection)
-        return connection
+                self._connections.add(holder)
+        return holder.connection
+
+    def open_connections(self) -> int:
+        """How many threads hold a connection now (for tests and diagnostics)."""
+        with self._connections_lock:
+            return len(self._connections)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -197,9 +214,9 @@ class SqliteRegistry:
 
     def close(self) -> None:
         with self._connections_lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+            for holder in list(self._connections):
+                holder.connection.close()
+            self._connections = weakref.WeakSet()
         self._local = threading.local()
 
     def _migrate(self) -> None:
