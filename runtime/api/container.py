@@ -21,3 +21,11 @@ class Container:
     version: str = VERSION
     # Optional services added by later layers (triggers, event streams), by name.
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Release broker connections (flushes nothing: writes already waited for acks)."""
+        deps = self.fabric.deps
+        for resource in (deps.records, deps.broker):
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()

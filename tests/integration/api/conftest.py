@@ -82,7 +82,7 @@ def fabric(tmp_path: Path, bootstrap_servers: str) -> Iterator[Fabric]:
     app = create_app(container)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Fabric(app, container, client, *people, settings=settings)
-    container.fabric.deps.broker.close()
+    container.close()
 
 
 @pytest.fixture
