@@ -25,7 +25,7 @@ class Container:
     def close(self) -> None:
         """Release broker connections (flushes nothing: writes already waited for acks)."""
         deps = self.fabric.deps
-        for resource in (deps.records, deps.broker):
+        for resource in (*self.extras.values(), deps.records, deps.broker):
             close = getattr(resource, "close", None)
             if callable(close):
                 close()

@@ -9,6 +9,7 @@ from runtime.domain.grants import GrantService
 from runtime.domain.identities import IdentityService
 from runtime.domain.keys import KeyService
 from runtime.domain.namespaces import NamespaceService
+from runtime.domain.reconcile import Reconciler
 from runtime.domain.records import RecordService
 from runtime.domain.topics import TopicService
 
@@ -22,6 +23,7 @@ class Fabric:
     topics: TopicService
     grants: GrantService
     records: RecordService
+    reconciler: Reconciler
 
     @classmethod
     def build(cls, deps: Deps) -> Fabric:
@@ -36,4 +38,5 @@ class Fabric:
             topics=topics,
             grants=grants,
             records=RecordService(deps, topics),
+            reconciler=Reconciler(deps, identities),
         )

@@ -76,7 +76,8 @@ def local_settings(tmp_path: Path, bootstrap: str, **overrides: object) -> Runti
 @pytest.fixture
 def fabric(tmp_path: Path, bootstrap_servers: str) -> Iterator[Fabric]:
     people = make_people()
-    settings = local_settings(tmp_path, bootstrap_servers)
+    # The owner is also the fabric's administrator (reconcile).
+    settings = local_settings(tmp_path, bootstrap_servers, admins=(people[0].sub,))
     write_tokens(Path(settings.dev_tokens_file), people)
     container = build_container(settings)
     app = create_app(container)

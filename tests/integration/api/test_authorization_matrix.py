@@ -53,6 +53,7 @@ CASES = [
     Case("DELETE", "/v1/namespaces/{ns}/grants/{reader}?prefix=matrix", None, 204, 403, 404),
     Case("POST", "/v1/namespaces/{ns}/topics/{topic}/records", RECORD, 200, 403, 404),
     Case("POST", "/v1/namespaces/{ns}/topics/{topic}/records:batch", {"entries": [{"id": "1", **RECORD}]}, 207, 403, 404),
+    Case("POST", "/v1/admin/reconcile", None, 200, 403, 403),
 ]
 
 ROLES = ["owner", "reader", "stranger", "anonymous", "bad-token"]
