@@ -6,6 +6,7 @@ same rules run on AWS and on a laptop; only the adapters differ.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from runtime.adapters.kafka_config import ClientRole
@@ -19,7 +20,10 @@ from runtime.domain.ports import (
     IdentityProvider,
     RecordWriter,
     Registry,
+    TriggerPlatform,
 )
+
+logger = logging.getLogger("octopus.wiring")
 
 
 def build_registry(settings: RuntimeSettings) -> Registry:
@@ -87,6 +91,21 @@ def build_identity(settings: RuntimeSettings) -> IdentityProvider | None:
     return DevIdentityProvider(settings.dev_tokens_file, settings=settings)
 
 
+def build_trigger_platform(settings: RuntimeSettings) -> TriggerPlatform | None:
+    """The local runner's platform locally, Lambda + MSK event source mappings on AWS."""
+    if settings.cluster_mode == "local":
+        from runtime.adapters.local.local_triggers import LocalTriggerPlatform
+
+        return LocalTriggerPlatform.from_settings(settings)
+    try:
+        from runtime.adapters.aws.lambda_triggers import LambdaTriggerPlatform
+    except ImportError:
+        logger.warning("runtime.adapters.aws.lambda_triggers is missing: triggers are off")
+        return None
+    platform: TriggerPlatform = LambdaTriggerPlatform(settings)
+    return platform
+
+
 def build_container(settings: RuntimeSettings) -> Container:
     registry = build_registry(settings)
     deps = Deps(
@@ -96,6 +115,11 @@ def build_container(settings: RuntimeSettings) -> Container:
         credentials=build_credentials(settings),
         records=build_record_writer(settings, registry),
     )
-    return Container(
-        settings=settings, fabric=Fabric.build(deps), identity=build_identity(settings)
-    )
+    fabric = Fabric.build(deps)
+    container = Container(settings=settings, fabric=fabric, identity=build_identity(settings))
+    platform = build_trigger_platform(settings)
+    if platform is not None:
+        from runtime.domain.triggers import TriggerService
+
+        container.extras["triggers"] = TriggerService(deps, fabric.identities, platform)
+    return container

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from runtime.api.container import Container
 from runtime.api.errors import install_error_handlers
 from runtime.api.middleware import AuditLog, BodySizeLimit
 from runtime.api.routes import (
+    admin,
     compat_v3,
+    events,
     grants,
     http_consume,
     keys,
@@ -22,12 +26,15 @@ from runtime.api.routes import (
     records,
     rest_consumers,
     topics,
+    triggers,
 )
 
 DESCRIPTION = """Octopus Event Fabric web service: identities, broker credentials, namespaces,
 topics, grants, records over HTTP, and triggers. Every route but `/v1/health` and these docs needs
 `Authorization: Bearer <token>`. Errors: `{"error": {"code", "message", "details"}}` with the right
 HTTP status."""
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 # Routers added by later layers register here (triggers, event streams, Octopus v3).
 RouterFactory = Callable[[Container], APIRouter]
@@ -54,10 +61,16 @@ def create_app(container: Container, extra_routers: Iterable[APIRouter] = ()) ->
         http_consume.router,
         compat_v3.router,
         rest_consumers.router,
+        triggers.router,
+        admin.router,
+        events.router,
     ):
         app.include_router(router)
     for router in extra_routers:
         app.include_router(router)
+
+    # The web console: static files (no build step), served from the package.
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
 
     @app.get("/v1/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
