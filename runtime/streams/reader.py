@@ -1,0 +1,199 @@
+"""The Kafka side of a stream: one group-less consumer (assign + seek) in its own thread.
+
+It reads from the positions it is given, drops records the filter refuses, and hands
+batches to the bounded :class:`EventBuffer`. Partitions can be added and removed while it
+runs (channel streams); those changes are applied on the reader's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from runtime.domain.models import kafka_topic_name
+from runtime.streams.buffer import Batch, EventBuffer, StreamRecord
+from runtime.streams.positions import PositionMap
+from runtime.streams.settings import StreamSettings
+from runtime.triggers.event_shape import KafkaRecord
+from runtime.triggers.filters import CompiledFilters
+
+logger = logging.getLogger(__name__)
+
+_IGNORED_ERRORS = frozenset({KafkaError._PARTITION_EOF})
+# Not marked retriable, yet passing: a broker restart, a topic deleted under the stream
+# (the access re-check ends the stream then).
+_TRANSIENT_ERRORS = frozenset(
+    {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
+def stream_consumer_config(
+    connection: Mapping[str, Any], settings: StreamSettings
+) -> dict[str, Any]:
+    """A consumer that never joins a group nor commits, with a bounded prefetch."""
+    return {
+        **connection,
+        "group.id": f"octopus-sse-{uuid.uuid4().hex}",  # required; never joined (assign only)
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # A resume position no longer stored (retention, recreated topic): restart at the
+        # first stored record rather than fail.
+        "auto.offset.reset": "earliest",
+        "allow.auto.create.topics": False,
+        "enable.partition.eof": False,
+        "queued.max.messages.kbytes": settings.prefetch_kbytes,
+        "queued.min.messages": max(settings.batch_records, 100),
+        "max.partition.fetch.bytes": 1024 * 1024,
+        "fetch.wait.max.ms": 100,
+    }
+
+
+class LogReader:
+    def __init__(
+        self,
+        connection: Mapping[str, Any],
+        namespace: str,
+        buffer: EventBuffer,
+        filters: CompiledFilters,
+        settings: StreamSettings,
+    ) -> None:
+        self._config = stream_consumer_config(connection, settings)
+        self._namespace = namespace
+        self._prefix_len = len(namespace) + 1
+        self._buffer = buffer
+        self._filters = filters
+        self._settings = settings
+        self._commands: queue.SimpleQueue[tuple[str, PositionMap | list[str]]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="octopus-sse-reader", daemon=True)
+        self.error: str | None = None
+        self.finished = False
+
+    # -- control (any thread) -------------------------------------------------------------
+
+    def start(self, positions: PositionMap) -> None:
+        self._commands.put(("add", positions))
+        self._thread.start()
+
+    def add(self, positions: PositionMap) -> None:
+        self._commands.put(("add", positions))
+
+    def remove(self, topics: list[str]) -> None:
+        self._commands.put(("remove", topics))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the reader thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        consumer: Consumer | None = None
+        try:
+            consumer = Consumer(self._config)
+            self._loop(consumer)
+        except KafkaException as exc:
+            self.error = f"the broker failed: {exc.args[0] if exc.args else exc}"
+        except Exception as exc:  # the stream must end, not hang, on any reader failure
+            logger.exception("event stream reader failed")
+            self.error = f"the reader failed: {exc}"
+        finally:
+            self.finished = True
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except Exception:  # closing a broken consumer must not mask the reason
+                    logger.debug("closing the stream consumer failed", exc_info=True)
+            self._buffer.wake()
+
+    def _apply_commands(self, consumer: Consumer) -> None:
+        while True:
+            try:
+                command, argument = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if command == "add":
+                assert isinstance(argument, dict)
+                partitions = [
+                    TopicPartition(kafka_topic_name(self._namespace, topic), p, offset)
+                    for topic, parts in argument.items()
+                    for p, offset in parts.items()
+                ]
+                if partitions:
+                    consumer.incremental_assign(partitions)
+            else:
+                assert isinstance(argument, list)
+                names = {kafka_topic_name(self._namespace, t) for t in argument}
+                dropped = [tp for tp in consumer.assignment() if tp.topic in names]
+                if dropped:
+                    consumer.incremental_unassign(dropped)
+
+    def _loop(self, consumer: Consumer) -> None:
+        settings = self._settings
+        filtering = bool(self._filters.patterns)
+        while not self._stop.is_set():
+            self._apply_commands(consumer)
+            messages = consumer.consume(num_messages=settings.batch_records, timeout=0.2)
+            if not messages:
+                continue
+            batch = Batch(records=[])
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() in _IGNORED_ERRORS:
+                        continue
+                    if error.fatal() or (
+                        not error.retriable() and error.code() not in _TRANSIENT_ERRORS
+                    ):
+                        raise KafkaException(error)
+                    continue
+                record = self._record(message)
+                batch.advanced.setdefault(record.topic, {})[record.partition] = record.offset + 1
+                if filtering and not self._filters.matches(self._filter_view(message, record)):
+                    continue
+                batch.records.append(record)
+                batch.size += record.size
+            if not batch.advanced:
+                continue
+            if not self._buffer.put(batch, settings.slow_consumer_seconds):
+                return  # overflowed (slow client) or closed: the response side ends
+
+    def _record(self, message: Message) -> StreamRecord:
+        offset = message.offset()
+        partition = message.partition()
+        assert offset is not None and partition is not None
+        raw_headers = message.headers()
+        headers: list[tuple[str, bytes | None]] | None = None
+        if raw_headers:
+            pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+            headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
+        return StreamRecord(
+            topic=(message.topic() or "")[self._prefix_len :],
+            partition=partition,
+            offset=offset,
+            timestamp_ms=message.timestamp()[1],
+            key=message.key(),
+            value=message.value(),
+            headers=headers,
+        )
+
+    @staticmethod
+    def _filter_view(message: Message, record: StreamRecord) -> KafkaRecord:
+        return KafkaRecord(
+            topic=message.topic() or "",
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+            key=record.key,
+            value=record.value,
+            headers=tuple(record.headers or ()),
+        )
