@@ -202,6 +202,9 @@ def live_events(tmp_path: Path, bootstrap_servers: str) -> Iterator[LiveEvents]:
         server.should_exit = True
         thread.join(timeout=20)
         container.close()
+        for producer in live.producers:
+            producer.flush(5)
+        live.producers.clear()  # librdkafka frees a producer with its last reference
 
 
 @pytest.fixture
