@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -79,7 +80,7 @@ class Reconciler:
                     "missing_on_broker",
                     topic.kafka_name,
                     "registered and active, absent from the broker",
-                    lambda t=topic: self._create(t),
+                    partial(self._create, topic),
                     repair,
                 )
             elif topic.state is TopicState.CREATING and settled:
@@ -88,7 +89,7 @@ class Reconciler:
                     "stuck_creating",
                     topic.kafka_name,
                     f"creating since {topic.updated_at.isoformat()}",
-                    lambda t=topic: self._finish_create(t, on_broker),
+                    partial(self._finish_create, topic, on_broker),
                     repair,
                 )
             elif topic.state is TopicState.DELETING and settled:
@@ -97,7 +98,7 @@ class Reconciler:
                     "stuck_deleting",
                     topic.kafka_name,
                     f"deleting since {topic.updated_at.isoformat()}",
-                    lambda t=topic: self._finish_delete(t),
+                    partial(self._finish_delete, topic),
                     repair,
                 )
 
@@ -109,7 +110,7 @@ class Reconciler:
                     "orphan_on_broker",
                     name,
                     "on the broker under a registered namespace, not in the registry",
-                    lambda n=name: self._deps.broker.delete_topic(n),
+                    partial(self._deps.broker.delete_topic, name),
                     repair,
                 )
 

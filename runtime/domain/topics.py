@@ -10,7 +10,7 @@ gets 409), and a crash between the steps leaves a visible state that
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from runtime.domain.access import require_owner, require_topic_access, topic_access
@@ -270,7 +270,7 @@ class TopicService:
             )
 
     def _check_configs(
-        self, configs: dict[str, str | None], *, allow_reset: bool
+        self, configs: Mapping[str, str | None], *, allow_reset: bool
     ) -> dict[str, str | None]:
         allowed = set(self._deps.settings.topics.allowed_configs)
         unknown = sorted(set(configs) - allowed)
@@ -289,7 +289,7 @@ class TopicService:
                     f"config {key!r} must be a non-empty string of at most 256 characters",
                     details={"field": f"configs.{key}"},
                 )
-        return configs
+        return dict(configs)
 
 
 def _retry_while(
