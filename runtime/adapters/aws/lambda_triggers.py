@@ -65,6 +65,10 @@ TEMPLATE_TIMEOUT_S: Final = 60
 USER_ARCHITECTURE: Final = "x86_64"
 HANDLER_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 RESERVED_ENV_PREFIXES: Final = ("AWS_", "LAMBDA_", "_", "OCTOPUS_")
+# Names the Lambda runtime depends on (as in runtime.domain.triggers, plus the preloaders).
+RESERVED_ENV_NAMES: Final = frozenset(
+    {"TZ", "PATH", "LANG", "LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH", "PYTHONHOME"}
+)
 MIN_MEMORY_MB: Final = 128
 LOG_RETENTION_DAYS: Final = 30
 DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600  # SQS's maximum
@@ -311,7 +315,8 @@ class LambdaTriggerPlatform:
                     f"must be between 1 and {limits.max_timeout_seconds}",
                 )
             for name in fn.environment:
-                if name.upper().startswith(RESERVED_ENV_PREFIXES):
+                upper = name.upper()
+                if upper.startswith(RESERVED_ENV_PREFIXES) or upper in RESERVED_ENV_NAMES:
                     raise _refuse(f"function.environment.{name}", "is reserved by the platform")
             if code is not None and hashlib.sha256(code).hexdigest() != fn.code_sha256:
                 raise _refuse("function.code_base64", "does not match the stored code digest")
@@ -913,10 +918,17 @@ class LambdaTriggerPlatform:
                         if _error_code(exc) != "ResourceAlreadyExistsException":
                             raise
                     stream_ready = True
-                self._logs.put_log_events(
+                answer = self._logs.put_log_events(
                     logGroupName=names.dead_letter_log_group,
                     logStreamName=ARCHIVE_STREAM,
                     logEvents=events,
+                )
+            if answer.get("rejectedLogEventsInfo"):
+                # Not archived: leave the messages in the queue (they reappear after the
+                # visibility timeout) rather than lose them.
+                raise Unavailable(
+                    "could not archive dead letters "
+                    f"({answer['rejectedLogEventsInfo']}); retry shortly"
                 )
             with _aws("remove archived dead letters from the queue"):
                 self._sqs.delete_message_batch(

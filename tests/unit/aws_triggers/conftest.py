@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -135,7 +136,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
         logs = boto3.client("logs", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
         world_sleeps: list[float] = []
-        now = [1_700_000_000.0]
+        # The injected clock starts at the real time: CloudWatch refuses events older than
+        # 14 days, and the dead-letter archive stamps events with this clock.
+        now = [time.time()]
 
         def sleep(seconds: float) -> None:
             world_sleeps.append(seconds)
