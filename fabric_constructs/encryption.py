@@ -73,7 +73,6 @@ def encrypted_log_group(
         retention=retention(retention_days),
         removal_policy=removal_policy(retain),
     )
-    group.node.add_dependency(key)
     return group
 
 

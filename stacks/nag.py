@@ -19,7 +19,12 @@ from stacks.config import StageConfig
 
 # The AwsCustomResource singleton (bootstrap broker lookup): a fixed id chosen by aws-cdk-lib.
 AWS_CR_SINGLETON = "AWS679f53fac002430cb0da5b7982bd2287"
-_KAFKA_UUID = '{"Fn::Select":[2,{"Fn::Split":["/",{"Fn::GetAtt":["KafkaCluster21A1BE89","Arn"]}]}]}'
+# How cdk-nag renders the cluster UUID (Fn::Select over the imported cluster ARN) once
+# the app is synthesized (cross-stack references resolved to exports).
+_KAFKA_UUID = (
+    '{{"Fn::Select":[2,{{"Fn::Split":["/",{{"Fn::ImportValue":'
+    '"Octopus-{stage}-Cluster:ExportsOutputFnGetAttKafkaCluster21A1BE89ArnDF0E7161"}}]}}]}}'
+)
 _ARN = "arn:<AWS::Partition>"
 _REGIONAL = "<AWS::Region>:<AWS::AccountId>"
 
@@ -46,8 +51,9 @@ def _iam4(policy: str) -> str:
 
 def acknowledgements(config: StageConfig) -> list[Ack]:
     stage, cluster = config.stage, config.cluster_name
-    kafka_topics = f"{_ARN}:kafka:{_REGIONAL}:topic/{cluster}/{_KAFKA_UUID}/*"
-    kafka_groups = f"{_ARN}:kafka:{_REGIONAL}:group/{cluster}/{_KAFKA_UUID}/*"
+    uuid = _KAFKA_UUID.format(stage=stage)
+    kafka_topics = f"{_ARN}:kafka:{_REGIONAL}:topic/{cluster}/{uuid}/*"
+    kafka_groups = f"{_ARN}:kafka:{_REGIONAL}:group/{cluster}/{uuid}/*"
     trigger_logs = f"{_ARN}:logs:{_REGIONAL}:log-group:/aws/lambda/octopus-trigger-{stage}-*"
     acks: list[Ack] = []
 
@@ -204,7 +210,8 @@ def acknowledgements(config: StageConfig) -> list[Ack]:
                 "api.reserved_concurrency is unset for this stage: new accounts (limit 10) cannot "
                 "reserve any; API Gateway throttling and WAF bound the load instead.")  # fmt: skip
     permissions = "ApiFunction/Permissions"
-    add("Api", permissions, _iam5("<RegistryTableDB777839.Arn>/index/*"),
+    add("Api", permissions,
+        _iam5(f"Octopus-{stage}-State:ExportsOutputFnGetAttRegistryTableDB777839Arn16750D15/index/*"),
         "Queries on the registry table's own GSIs (gsi1, gsi2).")  # fmt: skip
     add("Api", permissions, _iam5(f"{_ARN}:iam::<AWS::AccountId>:user/octopus/users/{stage}/*"),
         "Client IAM users are created at run time under the stage's user path.")  # fmt: skip
