@@ -140,7 +140,8 @@ def read_events(
     response: httpx.Response, *, stop: Any = None, limit: int | None = None
 ) -> Iterator[SseEvent]:
     """Parse an SSE body (no comment lines in the output); ``stop(event)`` ends early."""
-    event_type, data_lines, event_id = "message", [], None
+    event_type, event_id = "message", None
+    data_lines: list[str] = []
     count = 0
     for line in response.iter_lines():
         if line == "":
