@@ -11,6 +11,7 @@ from runtime.adapters.aws.trigger_naming import InvalidTriggerName
 from runtime.config import RuntimeSettings
 from runtime.domain.errors import FabricError, Unprocessable
 from runtime.domain.models import Trigger
+from runtime.domain.ports import TriggerPlatform
 from tests.unit.aws_triggers.conftest import CLUSTER_ARN, PREFIX, ROLE_PATH
 from tests.unit.aws_triggers.support import USER_CODE, function_trigger, webhook_trigger
 
@@ -130,3 +131,9 @@ def test_names_come_from_the_id_and_must_fit_aws_limits() -> None:
     long_prefix = settings(trigger_function_prefix="p" * 50)
     with pytest.raises(InvalidTriggerName, match="64"):
         untouchable(long_prefix).deploy(webhook_trigger(), secret="k", code=None)
+
+
+def test_it_is_a_trigger_platform_and_constructs_without_calling_aws() -> None:
+    # wiring.py builds it at start-up with settings only: clients are made on first use.
+    platform: TriggerPlatform = LambdaTriggerPlatform(settings())
+    assert isinstance(platform, LambdaTriggerPlatform)
