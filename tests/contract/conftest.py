@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,19 +79,28 @@ def moto_requests_atomic() -> Iterator[None]:
         DynamoHandler.call_action = original  # type: ignore[method-assign]
 
 
+@pytest.fixture(scope="module")
+def dynamodb_client() -> Iterator[Any]:
+    """A moto DynamoDB client, started once per module (starting moto is the slow part)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            env.setenv(name, value)
+        with mock_aws(), moto_requests_atomic():
+            yield boto3.client("dynamodb", region_name="us-east-1")
+
+
 @pytest.fixture
-def dynamodb_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws(), moto_requests_atomic():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_registry_table(client)
-        yield client
+def dynamodb_table(dynamodb_client: Any) -> Iterator[str]:
+    """A fresh registry table for one test."""
+    table_name = f"{TABLE_NAME}-{uuid.uuid4().hex[:8]}"
+    create_registry_table(dynamodb_client, table_name)
+    yield table_name
+    dynamodb_client.delete_table(TableName=table_name)
 
 
 def _both_implement_the_port(sqlite: SqliteRegistry, dynamodb: DynamoDbRegistry) -> list[Registry]:
@@ -106,5 +116,5 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
         yield sqlite_registry
         sqlite_registry.close()
     else:
-        client = request.getfixturevalue("dynamodb_client")
-        yield DynamoDbRegistry(TABLE_NAME, client)
+        table_name = request.getfixturevalue("dynamodb_table")
+        yield DynamoDbRegistry(table_name, request.getfixturevalue("dynamodb_client"))

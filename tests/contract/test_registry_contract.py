@@ -399,11 +399,11 @@ def test_delete_topic_with_more_grants_than_one_transaction_holds(registry):
     register(registry, BOB)
     ns = default_ns(ALICE)
     add_topic(registry, ns, "popular", ALICE)
-    grantees = [f"grantee-{i:03d}" for i in range(130)]
+    grantees = [f"grantee-{i:03d}" for i in range(105)]  # > 100 actions
     for i, grantee in enumerate(grantees):
         granter = ALICE if i % 2 else BOB
         registry.put_grant(topic_grant(ns, "popular", grantee, granter), limit=BIG)
-    assert registry.get_usage(ALICE).grants + registry.get_usage(BOB).grants == 130
+    assert registry.get_usage(ALICE).grants + registry.get_usage(BOB).grants == 105
 
     removed = registry.delete_topic(ns, "popular")
 
@@ -764,10 +764,14 @@ def test_concurrent_updates_lose_nothing(registry):
 
     def increment_topic(_: int) -> int:
         conflicts = 0
-        for _ in range(4):
+        first_read = True
+        for _ in range(3):
             while True:
                 current = registry.get_topic(ns, "counter")
                 count = int(current.configs.get("n", "0"))
+                if first_read:  # every thread reads version 0 first: a sure race
+                    time.sleep(0.005)
+                    first_read = False
                 try:
                     registry.update_topic(
                         current.model_copy(update={"configs": {"n": str(count + 1)}}),
@@ -792,16 +796,16 @@ def test_concurrent_updates_lose_nothing(registry):
             except Conflict:
                 continue
 
-    conflicts = run_concurrently(12, increment_topic)
-    run_concurrently(12, increment_consumer)
+    conflicts = run_concurrently(8, increment_topic)
+    run_concurrently(8, increment_consumer)
 
     final = registry.get_topic(ns, "counter")
-    assert final.configs["n"] == "48"
-    assert final.version == 48
+    assert final.configs["n"] == "24"
+    assert final.version == 24
     assert sum(conflicts) > 0  # the threads really did race
     instance = registry.get_consumer_instance("grp", "c1")
-    assert instance.positions["t:0"] == 12
-    assert instance.version == 12
+    assert instance.positions["t:0"] == 8
+    assert instance.version == 8
 
 
 def test_concurrent_grants_and_keys_respect_their_quotas(registry):
