@@ -22,6 +22,7 @@ installed, else the fabric's own, which the ``START`` line then names.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -96,10 +97,28 @@ class FunctionRun:
     result: Any = None
 
 
+@functools.cache
 def interpreter_for(runtime: str) -> tuple[str, bool]:
-    """(python executable, whether it is the runtime's own version)."""
+    """(python executable, whether it is the runtime's own version).
+
+    ``python3.13`` on PATH counts only if it runs and is 3.13 (a pyenv shim for a version
+    that is not selected is on PATH but fails).
+    """
     found = shutil.which(runtime)
-    return (found, True) if found else (sys.executable, False)
+    wanted = runtime.removeprefix("python")
+    if found:
+        try:
+            probe = subprocess.run(  # noqa: S603
+                [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            probe = None
+        if probe is not None and probe.returncode == 0 and probe.stdout.decode().strip() == wanted:
+            return found, True
+    return sys.executable, False
 
 
 class FunctionHost:

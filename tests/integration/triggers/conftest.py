@@ -68,7 +68,9 @@ class TriggerFabric:
         return created
 
     def get_trigger(self, trigger_id: str, person: Person | None = None) -> dict[str, Any]:
-        reply = self.client.get(f"/v1/triggers/{trigger_id}", headers=(person or self.owner).headers)
+        reply = self.client.get(
+            f"/v1/triggers/{trigger_id}", headers=(person or self.owner).headers
+        )
         assert reply.status_code == 200, reply.text
         found: dict[str, Any] = reply.json()
         return found
@@ -135,7 +137,10 @@ def trigger_fabric(
     container = build_container(settings)
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         yield TriggerFabric(client, container, settings, *people, tmp_path=tmp_path)
-    container.fabric.deps.broker.close()
+    for resource in (container.fabric.deps.records, container.fabric.deps.broker):
+        close = getattr(resource, "close", None)
+        if callable(close):
+            close()
 
 
 @dataclass
@@ -155,7 +160,7 @@ class RunnerProcess:
             **self.extra_env,
         }
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "runtime.local.trigger_runner"],
             cwd=REPO_ROOT,
             env=env,

@@ -7,21 +7,22 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from typing import Any
 
 from runtime.triggers.webhook import verify_signature
 from tests.integration.triggers.conftest import (
     RunnerProcess,
     TriggerFabric,
-    WebhookReceiver,
     received_values,
     wait_for,
 )
+from tests.integration.triggers_delivery.conftest import WebhookReceiver
 
 
 def webhook_trigger(
-    fabric: TriggerFabric, topic: str, url: str, **overrides: object
-) -> dict[str, object]:
-    body: dict[str, object] = {
+    fabric: TriggerFabric, topic: str, url: str, **overrides: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "name": "hook",
         "namespace": fabric.owner.namespace,
         "topic": topic,
@@ -81,7 +82,10 @@ def test_only_matching_events_arrive_signed(
 
     # The secret is in the create reply only: not in the registry, not in the trigger store.
     settings = trigger_fabric.settings
-    for database in (settings.sqlite_path, str(trigger_fabric.tmp_path / "triggers" / "triggers.sqlite")):
+    for database in (
+        settings.sqlite_path,
+        str(trigger_fabric.tmp_path / "triggers" / "triggers.sqlite"),
+    ):
         with sqlite3.connect(database) as db:
             dump = "\n".join(db.iterdump())
         assert secret not in dump
@@ -155,7 +159,9 @@ def test_400_goes_to_dead_letters_with_the_reason(
     assert "HTTP 400" in (found["last_error"] or "")
 
     # Pagination: one per page, in order, nothing twice.
-    first = trigger_fabric.client.get(path, params={"limit": 1}, headers=trigger_fabric.owner.headers)
+    first = trigger_fabric.client.get(
+        path, params={"limit": 1}, headers=trigger_fabric.owner.headers
+    )
     assert first.json()["next_cursor"]
     # A stranger sees nothing of it.
     stranger = trigger_fabric.client.get(path, headers=trigger_fabric.stranger.headers)
