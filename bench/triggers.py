@@ -197,10 +197,12 @@ def main() -> None:
         print("local fabric: embedded broker + web service + trigger runner; webhook on 127.0.0.1")
         print(f"latency, {len(latencies)} events at {args.rate:g}/s (produce -> webhook received):")
         print(
-            f"  p50 {p50:.1f} ms   p90 {p90:.1f} ms   p99 {p99:.1f} ms   max {max(latencies):.1f} ms"
+            f"  p50 {p50:.1f} ms   p90 {p90:.1f} ms   p99 {p99:.1f} ms   "
+            f"max {max(latencies):.1f} ms"
         )
         print(
-            f"throughput, {args.throughput_events} events, one POST each: {throughput:,.0f} events/s"
+            f"throughput, {args.throughput_events} events, one POST each: "
+            f"{throughput:,.0f} events/s"
         )
         met = p50 <= GOAL_P50_MS and p99 <= GOAL_P99_MS
         print(
