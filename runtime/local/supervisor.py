@@ -79,6 +79,8 @@ class ServiceSpec:
     stop_signal: int = signal.SIGTERM
     startup_timeout_s: float = 30.0
     stop_timeout_s: float = 5.0
+    # Without a health check, a service counts as started once it has run this long.
+    settle_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,9 @@ def tcp_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def broker_healthy(host: str, port: int, timeout_s: float = 2.0) -> bool:
+def broker_healthy(host: str, port: int, timeout_s: float = 5.0) -> bool:
     """TCP connect, then a full metadata request (never a per-topic one: it creates topics)."""
-    if not tcp_open(host, port):
+    if not tcp_open(host, port, timeout_s=min(timeout_s, 2.0)):
         return False
     admin = AdminClient(
         {
@@ -121,7 +123,7 @@ def broker_healthy(host: str, port: int, timeout_s: float = 2.0) -> bool:
     return True
 
 
-def http_healthy(url: str, timeout_s: float = 2.0) -> bool:
+def http_healthy(url: str, timeout_s: float = 5.0) -> bool:
     """GET ``url`` answers 200."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - our URL
@@ -357,13 +359,15 @@ class Supervisor:
         return None
 
     def _wait_healthy(self, child: _Child, stop: threading.Event) -> str | None:
-        deadline = time.monotonic() + child.spec.startup_timeout_s
+        started = time.monotonic()
+        deadline = started + child.spec.startup_timeout_s
         delay = 0.02
         while not stop.is_set():
             code = child.exit_code()
             if code is not None:
                 return f"exited with code {code}"
-            if child.healthy():
+            settled = time.monotonic() - started >= child.spec.settle_s
+            if (child.spec.health_check is not None or settled) and child.healthy():
                 return None
             if time.monotonic() >= deadline:
                 return f"not healthy after {child.spec.startup_timeout_s:.0f} s"
