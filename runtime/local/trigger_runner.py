@@ -572,6 +572,11 @@ class TriggerRunner:
                 self._retire(trigger_id)
             elif not worker.is_alive():
                 self.workers.pop(trigger_id)
+            elif (refusal := runs_on_broker(self.registry, trigger)) is not None:
+                # A revoked grant or a deleted topic stops a running trigger too.
+                self._retire(trigger_id)
+                self.store.set_status(trigger_id, worker.fingerprint, TriggerState.FAILING, refusal)
+                busy.add(trigger_id)
         for trigger_id, trigger in triggers.items():
             if not trigger.enabled or trigger.state is TriggerState.DELETING:
                 self._retire(trigger_id)

@@ -166,3 +166,91 @@ def test_400_goes_to_dead_letters_with_the_reason(
     # A stranger sees nothing of it.
     stranger = trigger_fabric.client.get(path, headers=trigger_fabric.stranger.headers)
     assert stranger.status_code == 404
+
+
+def test_retries_exhausted_go_to_dead_letters(
+    trigger_fabric: TriggerFabric, runner: RunnerProcess, webhook_server: WebhookReceiver
+) -> None:
+    webhook_server.default = (503, "down for maintenance")
+    topic = trigger_fabric.create_topic()
+    created = webhook_trigger(trigger_fabric, topic, webhook_server.url, max_retries=1)
+    trigger_id = str(created["trigger_id"])
+    trigger_fabric.wait_state(trigger_id, "active")
+    trigger_fabric.produce(topic, [{"n": 1}])
+
+    path = f"/v1/triggers/{trigger_id}/dead-letters"
+    wait_for(lambda: bool(trigger_fabric.all_pages(path)), 90, "the exhausted record's letter")
+    (letter,) = trigger_fabric.all_pages(path)
+    assert letter["reason"].startswith("gave up after 2 tries (max_retries 1): HTTP 503")
+    # Each try is the template's own bounded retry loop (5 attempts by default).
+    assert len(webhook_server.requests) == 10
+
+
+def test_disable_delete_and_revoked_access_stop_deliveries(
+    trigger_fabric: TriggerFabric, runner: RunnerProcess, webhook_server: WebhookReceiver
+) -> None:
+    fabric = trigger_fabric
+    topic = fabric.create_topic()
+    owner_ns = fabric.owner.namespace
+    fabric.client.put(
+        f"/v1/namespaces/{owner_ns}/topics/{topic}/grants/{fabric.grantee.sub}",
+        json={"access": "read"},
+        headers=fabric.owner.headers,
+    )
+    mine = webhook_trigger(fabric, topic, webhook_server.url)
+    theirs = fabric.create_trigger(
+        fabric.grantee,
+        name="grantee-hook",
+        namespace=owner_ns,
+        topic=topic,
+        kind="webhook",
+        webhook={"url": webhook_server.url},
+    )
+    fabric.wait_state(str(mine["trigger_id"]), "active")
+    # The grantee's trigger is the grantee's: its state is read with the grantee's token.
+    wait_for(
+        lambda: fabric.get_trigger(str(theirs["trigger_id"]), fabric.grantee)["state"] == "active",
+        30,
+        "the grantee's trigger",
+    )
+
+    revoke = fabric.client.delete(
+        f"/v1/namespaces/{owner_ns}/topics/{topic}/grants/{fabric.grantee.sub}",
+        headers=fabric.owner.headers,
+    )
+    assert revoke.status_code == 204
+    wait_for(
+        lambda: fabric.get_trigger(str(theirs["trigger_id"]), fabric.grantee)["state"] == "failing",
+        30,
+        "the grantee's trigger to fail after the revoke",
+    )
+    found = fabric.get_trigger(str(theirs["trigger_id"]), fabric.grantee)
+    assert "no longer has read access" in found["last_error"]
+
+    disabled = fabric.client.patch(
+        f"/v1/triggers/{mine['trigger_id']}", json={"enabled": False}, headers=fabric.owner.headers
+    )
+    assert disabled.json()["state"] == "disabled"
+    time.sleep(1.5)  # the runner notices within its refresh interval
+    fabric.produce(topic, [{"n": n} for n in range(5)])
+    time.sleep(2.0)
+    assert webhook_server.requests == []  # neither the disabled nor the revoked one delivered
+
+    enabled = fabric.client.patch(
+        f"/v1/triggers/{mine['trigger_id']}", json={"enabled": True}, headers=fabric.owner.headers
+    )
+    assert enabled.status_code == 200
+    # Re-enabled: it resumes at its committed position, so the 5 records still arrive.
+    wait_for(lambda: len(received_values(webhook_server)) >= 5, 30, "deliveries after enabling")
+    assert (
+        fabric.client.delete(
+            f"/v1/triggers/{mine['trigger_id']}", headers=fabric.owner.headers
+        ).status_code
+        == 204
+    )
+    time.sleep(1.5)
+    before = len(webhook_server.requests)
+    fabric.produce(topic, [{"n": 99}])
+    time.sleep(2.0)
+    assert len(webhook_server.requests) == before
+    assert not (fabric.tmp_path / "triggers" / str(mine["trigger_id"])).exists()
