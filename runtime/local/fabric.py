@@ -11,6 +11,7 @@ State lives in one directory (see :mod:`runtime.local.state` and docs/local.md).
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import ipaddress
 import json
@@ -18,6 +19,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -105,7 +107,7 @@ class LocalOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: Path = Field(default=DEFAULT_STATE_DIR, validate_default=True)
     # The web service binds here; anything but loopback is reachable from the network.
     host: str = DEFAULT_HOST
     # diaspora-event-sdk's "local" environment expects http://localhost:8000.
@@ -413,13 +415,30 @@ def _file_logging(paths: StatePaths, level: LogLevel) -> logging.Handler:
     return handler
 
 
+def _api_port_free(host: str, port: int) -> bool:
+    """Like ``port_is_free`` but for any address family (``--host ::1``)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise LocalFabricError(f"--host {host!r} is not an address of this machine") from exc
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise LocalFabricError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        return True
+
+
 def check_ports(options: LocalOptions) -> None:
     """``PortTaken`` naming the port, the service and the option to change it."""
-    for service, host, port, flag in (
-        ("web service", options.host, options.api_port, "--api-port"),
-        ("broker", DEFAULT_HOST, options.broker_port, "--broker-port"),
+    for service, host, port, flag, free in (
+        ("web service", options.host, options.api_port, "--api-port", _api_port_free),
+        ("broker", DEFAULT_HOST, options.broker_port, "--broker-port", port_is_free),
     ):
-        if not port_is_free(host, port):
+        if not free(host, port):
             raise PortTaken(
                 f"port {port} on {host} (for the {service}) is already in use; stop what listens "
                 f"there or choose another port with {flag}",
