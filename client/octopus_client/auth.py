@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 APP_NAME = "octopus-fabric-client"
 DEV_TOKENS_FILE = "dev-tokens.json"
+# The identity `octopus local up` creates first (runtime.local.fabric.development_token).
+DEFAULT_DEV_USERNAME = "developer"
 _SCOPE_PREFIX = "https://auth.globus.org/scopes/"
 
 
@@ -113,9 +115,12 @@ def authorization_header_provider(
 def read_dev_token(state_dir: str | Path | None = None, identity: str | None = None) -> str:
     """A development token from a local fabric's state directory.
 
-    Accepts the shapes a token file may take: ``{"tokens": {...}}``, a mapping of
+    The local fabric writes ``{"tokens": {"<token>": {"sub", "username"}}}`` (sorted by
+    token, so file order means nothing); other shapes are accepted too: a mapping of
     token → identity, a mapping of name → token, or a list of ``{"token", "sub"|"name"}``.
-    Without ``identity`` the first token (the fabric's default user) is used.
+    ``identity`` is a sub or a username. Without it the fabric's default user
+    (username ``developer``, created on the first ``octopus local up``) is used,
+    else the first token.
     """
     path = Path(state_dir or default_local_state_dir()) / DEV_TOKENS_FILE
     try:
@@ -132,6 +137,9 @@ def read_dev_token(state_dir: str | Path | None = None, identity: str | None = N
     if not entries:
         raise AuthError(f"{path} holds no tokens", code="bad_token_file")
     if identity is None:
+        for token, names in entries:
+            if DEFAULT_DEV_USERNAME in names:
+                return token
         return entries[0][0]
     for token, names in entries:
         if identity in names:

@@ -111,6 +111,21 @@ class LocalFabricMissingError(OctopusClientError):
     code = "local_fabric_missing"
 
 
+class LocalFabricCommandError(OctopusClientError):
+    """``octopus local ...`` failed (a port in use, already running, a service that died)."""
+
+    # These mean "something else holds it": the CLI exits with the conflict code.
+    CONFLICT_CODES = frozenset({"port_in_use", "local_already_running"})
+
+    def __init__(self, message: str, *, code: str = "local_fabric_error") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
 _BY_STATUS: dict[int, type[FabricAPIError]] = {
     400: ValidationError,
     401: AuthError,

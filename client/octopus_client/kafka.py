@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from octopus_client.errors import (
+    ForbiddenError,
     KafkaClientError,
     NotFoundError,
     UnavailableError,
@@ -208,22 +209,48 @@ class _TopicDirectory:
                 return TopicRef(namespace, address[len(namespace) + 1 :])
         return TopicRef(me.default_namespace, address)
 
-    def kafka_name(self, address: str) -> str:
+    def kafka_name(self, address: str, *, for_write: bool = False) -> str:
+        """The topic's Kafka name, once the fabric confirms it exists and is visible to us.
+
+        ``GET .../topics/{t}`` needs read access: a write-only grantee gets 403, which
+        still proves the topic exists (a stranger gets 404), so a producer accepts it.
+        """
         cached = self._known.get(address)
         if cached is not None:
             return cached
         ref = self.resolve(address)
         try:
-            topic = self._fabric.get_topic(ref.namespace, ref.topic)
+            name = self._fabric.get_topic(ref.namespace, ref.topic).kafka_name
+        except ForbiddenError:
+            if not for_write:
+                raise
+            name = ref.kafka_name
         except NotFoundError as exc:
             raise UnknownTopicError(
-                f"topic {ref} is not known to the fabric (create it first: "
-                f"octopus topic create {ref})",
+                f"topic {ref} does not exist or you have no access to it (the owner creates it "
+                f"with `octopus topic create {ref}` and grants access with `octopus grant add`)",
                 status=exc.status,
                 details={"namespace": ref.namespace, "topic": ref.topic},
             ) from exc
-        self._known[address] = topic.kafka_name
-        return topic.kafka_name
+        self._known[address] = name
+        return name
+
+    def check_channel(self, namespace: str, prefix: str) -> None:
+        """Refuse a channel the caller cannot see (404 for a namespace it has no grant in).
+
+        Locally the broker enforces nothing, so without this a stranger's prefix
+        subscription would read the channel; on AWS, IAM would refuse it later and less clearly.
+        """
+        try:
+            self._fabric.list_topics(namespace, prefix=prefix, limit=1)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"channel {namespace}/{prefix} is not visible to you: namespace {namespace!r} "
+                "does not exist or you hold no grant in it",
+                status=exc.status,
+                code=exc.code,
+                details={"namespace": namespace, "prefix": prefix},
+            ) from exc
 
 
 @dataclass
@@ -248,7 +275,7 @@ class FabricProducer:
         self._topics = _TopicDirectory(fabric)
 
     def kafka_topic(self, topic: str) -> str:
-        return self._topics.kafka_name(topic)
+        return self._topics.kafka_name(topic, for_write=True)
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
@@ -269,7 +296,7 @@ class FabricProducer:
         on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
         """Queue one record (bytes or str); waits for queue space instead of failing."""
-        name = self._topics.kafka_name(topic)
+        name = self._topics.kafka_name(topic, for_write=True)
         callback: Callable[[KafkaError | None, Message], None] = self._on_delivery
         if on_delivery is not None:
 
@@ -436,6 +463,7 @@ class FabricConsumer:
         Uses a regex subscription (``^ns\\.prefix(\\..+)?$``); the broker reports topics
         created later within a few seconds.
         """
+        self._topics.check_channel(namespace, prefix)
         pattern = prefix_subscription_regex(namespace, prefix)
         self.raw.subscribe([pattern])
         return pattern

@@ -184,5 +184,24 @@ class DeadLetter(OpenModel):
     value: Any = None
 
 
+class Drift(OpenModel):
+    """One difference between the registry (the truth) and the broker or IAM."""
+
+    kind: str  # missing_on_broker, stuck_creating, stuck_deleting, orphan_on_broker, permissions
+    target: str
+    detail: str = ""
+    repaired: bool = False
+    error: str | None = None
+
+
 class ReconcileReport(OpenModel):
-    """The drift report of ``POST /v1/admin/reconcile``; its fields are kept as sent."""
+    """The drift report of ``POST /v1/admin/reconcile`` (admins only)."""
+
+    repair: bool = False
+    checked_topics: int = 0
+    checked_broker_topics: int = 0
+    drift: list[Drift] = Field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.drift

@@ -447,7 +447,17 @@ def admin_reconcile(
     """Report (and with --repair fix) drift between registry, broker and IAM."""
     cli = state(ctx)
     report = cli.fabric().reconcile(repair=repair)
-    cli.emit(report)
+
+    def human() -> None:
+        cli.out.print(
+            f"checked {report.checked_topics} registry topics, "
+            f"{report.checked_broker_topics} broker topics: "
+            + ("no drift" if report.clean else f"{len(report.drift)} differences")
+        )
+        if report.drift:
+            cli.table(report.drift, ["kind", "target", "detail", "repaired", "error"])
+
+    cli.emit(report, human)
 
 
 def register(app: typer.Typer) -> None:

@@ -101,6 +101,9 @@ def login(
         info = fabric.fabric_info()
     if info.local and profile.auth == "token":
         profile.state_dir = str(local_dir)
+    if profile.auth == "local" and profile.identity is None:
+        # Pin the identity: more development identities may be added to the tokens file.
+        profile.identity = me.sub
     config.profiles[name] = profile
     config.current = name
     config.save()

@@ -19,6 +19,7 @@ from octopus_client.errors import (
     ConflictError,
     FabricAPIError,
     ForbiddenError,
+    LocalFabricCommandError,
     NotFoundError,
     QuotaError,
     UnavailableError,
@@ -51,6 +52,8 @@ _EXIT_BY_ERROR: Sequence[tuple[type[BaseException], int]] = (
 def exit_code_for(error: BaseException) -> int:
     if isinstance(error, ValueError) and not isinstance(error, FabricAPIError):
         return EXIT_USAGE  # bad arguments or input detected before any call
+    if isinstance(error, LocalFabricCommandError):
+        return EXIT_CONFLICT if error.code in error.CONFLICT_CODES else EXIT_ERROR
     for cls, code in _EXIT_BY_ERROR:
         if isinstance(error, cls):
             return code

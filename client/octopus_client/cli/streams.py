@@ -132,13 +132,17 @@ def _open_consumer(
     # Without a group nothing is committed: a fresh group each time.
     overrides: dict[str, Any] = {"auto.offset.reset": "earliest" if from_beginning else "latest"}
     consumer = fabric.consumer(group=group, **overrides)
-    if prefix is not None:
-        namespace, slash, rest = prefix.partition("/")
-        ref = TopicRef(namespace, rest) if slash else TopicRef(fabric.default_namespace, prefix)
-        pattern = consumer.subscribe_prefix(ref.namespace, ref.topic)
-        return consumer, f"channel {ref.namespace}/{ref.topic} ({pattern})"
-    (name,) = consumer.subscribe(topic or "")
-    return consumer, name
+    try:
+        if prefix is not None:
+            namespace, slash, rest = prefix.partition("/")
+            ref = TopicRef(namespace, rest) if slash else TopicRef(fabric.default_namespace, prefix)
+            pattern = consumer.subscribe_prefix(ref.namespace, ref.topic)
+            return consumer, f"channel {ref.namespace}/{ref.topic} ({pattern})"
+        (name,) = consumer.subscribe(topic or "")
+        return consumer, name
+    except BaseException:
+        consumer.close()  # refused (unknown topic, no access): leave no client behind
+        raise
 
 
 def consume(

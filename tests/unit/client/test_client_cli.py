@@ -1,13 +1,12 @@
-# ruff: noqa: E501  (CLI invocations read best on one line)
 """The ``octopus`` CLI through typer's CliRunner: parsing, --json, error lines, exit codes."""
 
 from __future__ import annotations
 
 import json
-import sys
 import tomllib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -213,10 +212,11 @@ def test_trigger_create_webhook_body_and_secret(api: FakeAPI) -> None:
 
 
 def test_admin_reconcile_repair(api: FakeAPI) -> None:
-    api.reply("POST", "/v1/admin/reconcile", {"drift": [], "repaired": 0})
+    report = {"repair": True, "checked_topics": 2, "checked_broker_topics": 3, "drift": []}
+    api.reply("POST", "/v1/admin/reconcile", report)
     result = run(api, "--json", "admin", "reconcile", "--repair")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"drift": [], "repaired": 0}
+    assert json.loads(result.stdout) == report
     assert api.calls()[0].query == {"repair": ["true"]}
 
 
@@ -279,33 +279,186 @@ def test_local_commands_explain_a_missing_local_fabric(monkeypatch: pytest.Monke
     )
 
 
-def test_local_commands_delegate_to_the_local_fabric_module(monkeypatch, tmp_path: Path) -> None:
-    package = tmp_path / "pkg_local_fabric_probe"
-    package.mkdir()
-    (package / "__init__.py").write_text(
-        "from dataclasses import dataclass\n"
-        "calls = []\n"
-        "@dataclass\nclass LocalOptions:\n    state_dir: object\n    detach: bool = False\n"
-        "    host: str = '127.0.0.1'\n    api_port: int = 0\n    broker_port: int = 0\n"
-        "def up(options):\n    calls.append(('up', options)); return 'started'\n"
-        "def status(state_dir):\n    calls.append(('status', state_dir)); return {'running': True}\n"
-    )
+LOCAL_PROBE = """
+from dataclasses import dataclass, field
+
+calls = []
+
+
+class LocalFabricError(Exception):
+    code = "local_fabric_error"
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+class PortTaken(LocalFabricError):
+    code = "port_in_use"
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    state_dir: object
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    broker_port: int = 9092
+    detach: bool = False
+
+
+@dataclass
+class Service:
+    name: str
+    pid: int
+    healthy: bool
+    restarts: int = 0
+    detail: str = ""
+
+
+@dataclass
+class Status:
+    phase: str = "ready"
+    supervisor_pid: int = 42
+    api_url: str = "http://127.0.0.1:8000"
+    docs_url: str = "http://127.0.0.1:8000/v1/docs"
+    bootstrap_servers: str = "127.0.0.1:9092"
+    services: list = field(default_factory=list)
+
+    @property
+    def healthy(self):
+        return all(s.healthy for s in self.services)
+
+    def model_dump(self, mode="python"):
+        return {"phase": self.phase, "services": [s.name for s in self.services]}
+
+
+RUNNING = {}
+
+
+def up(options):
+    calls.append(("up", options))
+    if options.api_port == 1:
+        raise PortTaken("port 1 on 127.0.0.1 (for the web service) is already in use")
+
+
+def down(state_dir):
+    calls.append(("down", state_dir))
+    return bool(RUNNING)
+
+
+def status(state_dir):
+    calls.append(("status", state_dir))
+    return RUNNING.get("status")
+
+
+def logs(state_dir, *, follow, service):
+    calls.append(("logs", state_dir, follow, service))
+    yield f"{service or 'all'} line 1"
+    yield f"{service or 'all'} line 2"
+"""
+
+
+@pytest.fixture
+def local_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """A module with the interface of runtime.local.fabric, recording the calls."""
+    name = f"pkg_local_fabric_probe_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(LOCAL_PROBE)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(local_cli, "LOCAL_MODULE", "pkg_local_fabric_probe")
+    monkeypatch.setattr(local_cli, "LOCAL_MODULE", name)
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def test_local_up_builds_the_options_of_the_local_fabric(local_probe: Any, tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["local", "up", "--detach", "--api-port", "8123", "--state-dir", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    module = sys.modules["pkg_local_fabric_probe"]
-    ((_, options),) = module.calls
+    ((_, options),) = local_probe.calls
     assert (options.detach, options.api_port, options.broker_port, options.state_dir) == (
         True,
         8123,
-        0,
+        9092,
         tmp_path,
     )
-    status = runner.invoke(app, ["--json", "local", "status"])
-    assert json.loads(status.stdout) == {"running": True}
+
+
+def test_local_errors_are_one_line_with_an_exit_code(local_probe: Any, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["local", "up", "--api-port", "1", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 6  # a port in use: conflict
+    assert result.stderr.strip() == (
+        "error: port_in_use: port 1 on 127.0.0.1 (for the web service) is already in use"
+    )
+
+
+def test_local_status_down_and_logs(local_probe: Any, tmp_path: Path) -> None:
+    state_dir = ["--state-dir", str(tmp_path)]
+    stopped = runner.invoke(app, ["--json", "local", "status", *state_dir])
+    assert stopped.exit_code == 4
+    assert json.loads(stopped.stdout) == {"running": False, "state_dir": str(tmp_path)}
+    down = runner.invoke(app, ["--json", "local", "down", *state_dir])
+    assert down.exit_code == 0
+    assert json.loads(down.stdout) == {"stopped": False, "state_dir": str(tmp_path)}
+
+    service = local_probe.Service
+    local_probe.RUNNING["status"] = local_probe.Status(
+        services=[service("broker", 10, True), service("api", 11, False, 2, "restarting")]
+    )
+    running = runner.invoke(app, ["local", "status", *state_dir])
+    assert running.exit_code == 8  # running, but a service is unhealthy
+    assert "api" in running.stdout and "unhealthy" in running.stdout
+    shown = runner.invoke(app, ["--json", "local", "status", *state_dir])
+    assert json.loads(shown.stdout) == {
+        "running": True,
+        "phase": "ready",
+        "services": ["broker", "api"],
+    }
+
+    logs = runner.invoke(app, ["local", "logs", "api", *state_dir])
+    assert logs.exit_code == 0
+    assert logs.stdout.splitlines() == ["api line 1", "api line 2"]
+    assert local_probe.calls[-1] == ("logs", tmp_path, False, "api")
+
+
+def test_local_commands_match_the_real_local_fabric() -> None:
+    """The client calls runtime.local.fabric by these names and keywords."""
+    import inspect
+
+    real = pytest.importorskip("runtime.local.fabric")
+    fields = set(real.LocalOptions.model_fields)
+    assert {"state_dir", "host", "api_port", "broker_port", "detach"} <= fields
+    assert list(inspect.signature(real.down).parameters) == ["state_dir"]
+    assert list(inspect.signature(real.status).parameters) == ["state_dir"]
+    logs_params = inspect.signature(real.logs).parameters
+    assert {"follow", "service"} <= set(logs_params)
+    assert issubclass(real.PortTaken, real.LocalFabricError)
+    assert real.PortTaken.code == "port_in_use" and real.AlreadyRunning.code in (
+        "local_already_running"
+    )
+
+
+def test_login_local_picks_the_developer_and_pins_it(api: FakeAPI, tmp_path: Path) -> None:
+    """The local fabric's file is sorted by token: the default user is found by name."""
+    state_dir = tmp_path / "local"
+    state_dir.mkdir()
+    tokens = {
+        "aaa-grantee-token": {"sub": "sub-grantee", "username": "grantee"},
+        "zzz-developer-token": {"sub": "sub-1", "username": "developer"},
+    }
+    (state_dir / "dev-tokens.json").write_text(json.dumps({"tokens": tokens}))
+    api.reply("GET", "/v1/me", me_body("ns-abc"))
+    api.reply("GET", "/v1/fabric", fabric_body("127.0.0.1:9092"))
+    result = runner.invoke(
+        app, ["login", "--local", "--url", api.url, "--state-dir", str(state_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert api.calls("GET", "/v1/me")[0].headers["authorization"] == "Bearer zzz-developer-token"
+    # Another identity sorting first later does not change who the profile is.
+    tokens["000-new-token"] = {"sub": "sub-new", "username": "newcomer"}
+    (state_dir / "dev-tokens.json").write_text(json.dumps({"tokens": tokens}))
+    assert runner.invoke(app, ["whoami"]).exit_code == 0
+    assert api.calls("GET", "/v1/me")[-1].headers["authorization"] == "Bearer zzz-developer-token"
 
 
 # -- produce / consume against the embedded broker ------------------------------------------------
@@ -319,6 +472,7 @@ def broker_fabric(api: FakeAPI, bootstrap_servers: str):
     api.reply(
         "GET", f"/v1/namespaces/{namespace}/topics/lab.temp", topic_body(namespace, "lab.temp")
     )
+    api.reply("GET", f"/v1/namespaces/{namespace}/topics", {"items": [], "next_cursor": None})
     return namespace
 
 

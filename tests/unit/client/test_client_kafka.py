@@ -28,6 +28,8 @@ def namespace() -> str:
 def fabric(api: FakeAPI, bootstrap_servers: str, namespace: str) -> Fabric:
     api.reply("GET", "/v1/fabric", fabric_body(bootstrap_servers))
     api.reply("GET", "/v1/me", me_body(namespace))
+    # Prefix subscriptions ask the fabric whether the channel is visible first.
+    api.reply("GET", f"/v1/namespaces/{namespace}/topics", {"items": [], "next_cursor": None})
     return Fabric(api.url, "tok")
 
 

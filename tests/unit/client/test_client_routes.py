@@ -80,7 +80,7 @@ CASES: list[tuple[str, Callable[[Fabric], Any], str, str, Any, Any, Any, dict[st
     ("delete_trigger", lambda f: f.delete_trigger("tr-1"), "DELETE", "/v1/triggers/tr-1", Reply(204), None, None, {}),
     ("logs", lambda f: f.trigger_logs("tr-1", since="2025-01-01T00:00:00Z"), "GET", "/v1/triggers/tr-1/logs", {"items": [{"timestamp": NOW, "message": "ok"}], "next_cursor": None}, None, None, {"since": ["2025-01-01T00:00:00Z"]}),
     ("dead_letters", lambda f: list(f.iter_dead_letters("tr-1")), "GET", "/v1/triggers/tr-1/dead-letters", {"items": [{"failed_at": NOW, "reason": "400", "topic": "t", "partition": 0, "offset": 3}], "next_cursor": None}, None, DeadLetter, {}),
-    ("reconcile", lambda f: f.reconcile(repair=True), "POST", "/v1/admin/reconcile", {"orphan_topics": ["x"], "repaired": True}, None, ReconcileReport, {"repair": ["true"]}),
+    ("reconcile", lambda f: f.reconcile(repair=True), "POST", "/v1/admin/reconcile", {"repair": True, "checked_topics": 1, "checked_broker_topics": 2, "drift": [{"kind": "orphan_on_broker", "target": "ns.x", "detail": "not in the registry"}]}, None, ReconcileReport, {"repair": ["true"]}),
 ]  # fmt: skip
 
 
