@@ -86,9 +86,10 @@ logger = logging.getLogger("octopus.local")
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 EVENTS_IN_MEMORY_WARNING = (
-    "Events are kept in memory by the embedded broker: stopping or restarting it loses "
-    "events, not configuration (namespaces, topics, grants, keys, triggers stay in the registry)."
+    "Events are kept in memory: restarting the broker loses events, not configuration "
+    "(the registry keeps namespaces, topics, grants, keys and triggers)."
 )
+STEP_LABELS = {"api": "web service", "trigger-runner": "trigger runner"}
 DETACHED_READY_TIMEOUT_S = 90.0
 DOWN_TIMEOUT_S = 20.0
 
@@ -279,9 +280,16 @@ def local_services(
     options: LocalOptions,
     settings: RuntimeSettings,
     paths: StatePaths,
-    on_broker_ready: Callable[[bool], None],
+    on_ready: Callable[[str, bool], None],
 ) -> list[ServiceSpec]:
-    """The fabric's services. Add a service here: one ``ServiceSpec``."""
+    """The fabric's services. Add a service here: one ``ServiceSpec``.
+
+    ``on_ready(name, restarted)`` runs after each service became healthy (for the
+    broker it recreates the registered topics)."""
+
+    def ready_hook(name: str) -> Callable[[bool], None]:
+        return lambda restarted: on_ready(name, restarted)
+
     env = child_environment(paths, settings)
     broker = EmbeddedBroker(port=options.broker_port, host=DEFAULT_HOST)
     broker_env = {"RUST_LOG": "debug" if options.log_level == "debug" else "warn"}
@@ -292,7 +300,7 @@ def local_services(
             command=broker.command(),
             health_check=lambda: broker_healthy(DEFAULT_HOST, options.broker_port),
             env=broker_env,
-            on_ready=on_broker_ready,
+            on_ready=ready_hook("broker"),
             stop_signal=signal.SIGINT,
             startup_timeout_s=20.0,
         ),
@@ -316,6 +324,7 @@ def local_services(
             health_check=lambda: http_healthy(health_url),
             depends_on=("broker",),
             env=env,
+            on_ready=ready_hook("api"),
             startup_timeout_s=60.0,
         ),
     ]
@@ -327,6 +336,7 @@ def local_services(
                 command=[sys.executable, "-m", "runtime.local.trigger_runner"],
                 depends_on=("broker", "api"),
                 env=env,
+                on_ready=ready_hook("trigger-runner"),
             )
         )
     return services
@@ -497,6 +507,13 @@ def run_supervisor(
             )
             write_record(paths, current)
 
+        def on_ready(name: str, restarted: bool) -> None:
+            if name == "broker":
+                on_broker_ready(restarted)
+            elif not restarted:
+                reporter.step(STEP_LABELS.get(name, name), url if name == "api" else "running")
+                save()
+
         def on_broker_ready(restarted: bool) -> None:
             nonlocal current
             if not restarted:
@@ -514,7 +531,7 @@ def run_supervisor(
             save()
 
         supervisor = Supervisor(
-            local_services(options, settings, paths, on_broker_ready),
+            local_services(options, settings, paths, on_ready),
             paths,
             policy=RestartPolicy(),
             on_event=reporter.event,
@@ -526,7 +543,6 @@ def run_supervisor(
                 supervisor.start_all(stop)
                 if stop.is_set():
                     return
-                reporter.step("web service", url)
                 reporter.step("ready", f"docs at {url}/v1/docs")
                 current = current.model_copy(update={"phase": "ready"})
                 save()
@@ -588,7 +604,7 @@ def up(options: LocalOptions) -> None:
     paths.create()
     check_not_running(paths)
     check_ports(options)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if not options.loopback_only:
         _warn_exposed(console, options.host)
     if options.detach:

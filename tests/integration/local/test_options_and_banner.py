@@ -72,7 +72,7 @@ def test_the_banner_names_everything_and_warns_about_memory() -> None:
         "/tmp/state",
         "tok-123",
         "3 recreated",
-        "Events are kept in memory",
+        "Events are kept in memory: restarting the broker loses events, not configuration",
     ):
         assert expected in text
     assert "WARNING" not in text
