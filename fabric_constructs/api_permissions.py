@@ -103,7 +103,9 @@ def api_statements(
     """Everything the API function does besides trigger management."""
     path = user_path.strip("/")
     users = stack.format_arn(service="iam", region="", resource="user", resource_name=f"{path}/*")
-    policies = stack.format_arn(service="iam", region="", resource="policy", resource_name=f"{path}/*")
+    policies = stack.format_arn(
+        service="iam", region="", resource="policy", resource_name=f"{path}/*"
+    )
     return [
         iam.PolicyStatement(
             sid="Registry",
@@ -114,10 +116,14 @@ def api_statements(
             sid="RegistryEncryption",
             actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
             resources=[table_key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}},
+            conditions={
+                "StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}
+            },
         ),
         iam.PolicyStatement(
-            sid="GlobusClientSecret", actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]
+            sid="GlobusClientSecret",
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[secret_arn],
         ),
         iam.PolicyStatement(
             sid="ClientUsers",
@@ -162,12 +168,18 @@ def api_statements(
             resources=[session_role_arn],
         ),
         iam.PolicyStatement(
-            sid="KafkaAdminCluster", actions=list(KAFKA_ADMIN_CLUSTER_ACTIONS), resources=[kafka.cluster_arn]
+            sid="KafkaAdminCluster",
+            actions=list(KAFKA_ADMIN_CLUSTER_ACTIONS),
+            resources=[kafka.cluster_arn],
         ),
         iam.PolicyStatement(
-            sid="KafkaAdminTopics", actions=list(KAFKA_ADMIN_TOPIC_ACTIONS), resources=[kafka.topic()]
+            sid="KafkaAdminTopics",
+            actions=list(KAFKA_ADMIN_TOPIC_ACTIONS),
+            resources=[kafka.topic()],
         ),
         iam.PolicyStatement(
-            sid="KafkaAdminGroups", actions=list(KAFKA_ADMIN_GROUP_ACTIONS), resources=[kafka.group()]
+            sid="KafkaAdminGroups",
+            actions=list(KAFKA_ADMIN_GROUP_ACTIONS),
+            resources=[kafka.group()],
         ),
     ]

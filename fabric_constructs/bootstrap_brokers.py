@@ -42,7 +42,11 @@ class BootstrapBrokers(Construct):
             on_create=call,
             on_update=call,
             policy=cr.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["kafka:GetBootstrapBrokers"], resources=[cluster_arn])]
+                [
+                    iam.PolicyStatement(
+                        actions=["kafka:GetBootstrapBrokers"], resources=[cluster_arn]
+                    )
+                ]
             ),
             install_latest_aws_sdk=False,
             vpc=vpc,

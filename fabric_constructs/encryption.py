@@ -41,12 +41,20 @@ class FabricKey(kms.Key):
                 iam.PolicyStatement(
                     sid="CloudWatchLogsOfThisAccount",
                     principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                    actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                    actions=[
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
                     resources=["*"],  # in a key policy "*" means this key
                     conditions={
                         "ArnLike": {
                             "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                                service="logs", resource="log-group", resource_name="*",
+                                service="logs",
+                                resource="log-group",
+                                resource_name="*",
                                 arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                             )
                         }

@@ -34,6 +34,7 @@ VPC_ENI_ACTIONS = (
     "ec2:UnassignPrivateIpAddresses",
 )
 XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+DEFAULT_TIMEOUT = cdk.Duration.seconds(29)
 
 
 class FabricFunction(Construct):
@@ -53,7 +54,7 @@ class FabricFunction(Construct):
         log_retention_days: int,
         retain: bool,
         memory_mb: int = 512,
-        timeout: cdk.Duration = cdk.Duration.seconds(29),
+        timeout: cdk.Duration = DEFAULT_TIMEOUT,
         settings: RuntimeSettings | None = None,
         environment: Mapping[str, str] | None = None,
         reserved_concurrency: int | None = None,

@@ -56,7 +56,11 @@ class ProvisionedKafkaCluster(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = FabricKey(
-            self, "Key", purpose=f"MSK {cluster_name} data and broker logs", retain=retain, for_logs=True
+            self,
+            "Key",
+            purpose=f"MSK {cluster_name} data and broker logs",
+            retain=retain,
+            for_logs=True,
         )
         self.broker_logs = encrypted_log_group(
             self, "BrokerLogs", key=self.key, retention_days=log_retention_days, retain=retain
@@ -83,7 +87,9 @@ class ProvisionedKafkaCluster(Construct):
                 client_subnets=[subnet.subnet_id for subnet in subnets],
                 security_groups=[security_group.security_group_id],
                 storage_info=msk.CfnCluster.StorageInfoProperty(
-                    ebs_storage_info=msk.CfnCluster.EBSStorageInfoProperty(volume_size=ebs_volume_gb)
+                    ebs_storage_info=msk.CfnCluster.EBSStorageInfoProperty(
+                        volume_size=ebs_volume_gb
+                    )
                 ),
                 # Public access is switched on after creation by MskPublicAccess, never here.
             ),
@@ -113,7 +119,9 @@ class ProvisionedKafkaCluster(Construct):
                 arn=configuration.attr_arn, revision=configuration.attr_latest_revision_revision
             ),
         )
-        self.cluster.apply_removal_policy(cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY)
+        self.cluster.apply_removal_policy(
+            cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+        )
         self.cluster_arn = self.cluster.attr_arn
 
         # Storage grows by Application Auto Scaling (scale-in is not possible on MSK).
@@ -178,5 +186,7 @@ class ServerlessKafkaCluster(Construct):
                 )
             ],
         )
-        self.cluster.apply_removal_policy(cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY)
+        self.cluster.apply_removal_policy(
+            cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+        )
         self.cluster_arn = self.cluster.attr_arn

@@ -58,7 +58,13 @@ class FabricMonitoring(Construct):
                 resources=["*"],  # in a key policy "*" means this key
             )
         )
-        self.topic = sns.Topic(self, "Alarms", display_name=f"{dashboard_name} alarms", master_key=key, enforce_ssl=True)
+        self.topic = sns.Topic(
+            self,
+            "Alarms",
+            display_name=f"{dashboard_name} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         action = cw_actions.SnsAction(self.topic)
@@ -67,8 +73,12 @@ class FabricMonitoring(Construct):
         per_broker = '{AWS/Kafka,"Broker ID","Cluster Name"}'
         per_topic = '{AWS/Kafka,"Cluster Name","Topic"}'
         dimension = per_broker if cluster_mode == "provisioned" else per_topic
-        bytes_in = _search(f'{dimension} MetricName="BytesInPerSec" {cluster}', "Average", "bytes in/s")
-        bytes_out = _search(f'{dimension} MetricName="BytesOutPerSec" {cluster}', "Average", "bytes out/s")
+        bytes_in = _search(
+            f'{dimension} MetricName="BytesInPerSec" {cluster}', "Average", "bytes in/s"
+        )
+        bytes_out = _search(
+            f'{dimension} MetricName="BytesOutPerSec" {cluster}', "Average", "bytes out/s"
+        )
         partitions = cw.Metric(
             namespace="AWS/Kafka",
             metric_name="GlobalPartitionCount",
@@ -88,7 +98,9 @@ class FabricMonitoring(Construct):
             for broker in range(1, broker_count + 1)
         ]
         trigger_filter = f'{{AWS/Lambda,FunctionName}} "{trigger_function_prefix}"'
-        trigger_invocations = _search(f'{trigger_filter} MetricName="Invocations"', "Sum", "trigger invocations")
+        trigger_invocations = _search(
+            f'{trigger_filter} MetricName="Invocations"', "Sum", "trigger invocations"
+        )
         trigger_errors = _search(f'{trigger_filter} MetricName="Errors"', "Sum", "trigger errors")
         denials = cw.Metric(
             namespace=metrics_namespace,
@@ -114,12 +126,18 @@ class FabricMonitoring(Construct):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="API latency",
-                left=[api.metric_latency(period=PERIOD, statistic="p50"), api.metric_latency(period=PERIOD, statistic="p99")],
+                left=[
+                    api.metric_latency(period=PERIOD, statistic="p50"),
+                    api.metric_latency(period=PERIOD, statistic="p99"),
+                ],
                 width=8,
             ),
             cw.GraphWidget(
                 title="API errors",
-                left=[api.metric_client_error(period=PERIOD), api.metric_server_error(period=PERIOD)],
+                left=[
+                    api.metric_client_error(period=PERIOD),
+                    api.metric_server_error(period=PERIOD),
+                ],
                 width=8,
             ),
             cw.GraphWidget(
@@ -129,7 +147,11 @@ class FabricMonitoring(Construct):
             ),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="Trigger invocations / errors", left=[trigger_invocations, trigger_errors], width=12),
+            cw.GraphWidget(
+                title="Trigger invocations / errors",
+                left=[trigger_invocations, trigger_errors],
+                width=12,
+            ),
             cw.GraphWidget(title="Trigger dead letters", left=[dlq_depth], width=12),
         )
 
@@ -185,7 +207,7 @@ class FabricMonitoring(Construct):
                 cw.Alarm(
                     self,
                     "BrokerDiskUsed",
-                    alarm_description="A broker's data disk is above 85 % (auto-scaling lagging or at its ceiling)",
+                    alarm_description="Broker data disk above 85 % (scaling lags or at ceiling)",
                     metric=cw.MathExpression(
                         expression=f"MAX([{', '.join(f'd{i}' for i in range(len(disk_used)))}])",
                         using_metrics={f"d{i}": metric for i, metric in enumerate(disk_used)},

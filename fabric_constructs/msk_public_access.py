@@ -9,6 +9,8 @@ ACTIVE again, within CloudFormation's one-hour custom-resource limit.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -38,7 +40,7 @@ class MskPublicAccess(Construct):
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        common = {
+        common: dict[str, Any] = {
             "vpc": vpc,
             "subnets": subnets,
             "security_group": security_group,

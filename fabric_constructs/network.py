@@ -41,7 +41,9 @@ class FabricNetwork(Construct):
             # Needs account/region on the stack and a cdk.context.json entry (see docs).
             self.vpc: ec2.IVpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=vpc_id)
         else:
-            key = FabricKey(self, "FlowLogKey", purpose="VPC flow logs", retain=retain, for_logs=True)
+            key = FabricKey(
+                self, "FlowLogKey", purpose="VPC flow logs", retain=retain, for_logs=True
+            )
             flow_logs = encrypted_log_group(
                 self, "FlowLogs", key=key, retention_days=flow_log_retention_days, retain=retain
             )
@@ -53,7 +55,9 @@ class FabricNetwork(Construct):
                 nat_gateways=nat_gateways,
                 restrict_default_security_group=True,
                 subnet_configuration=[
-                    ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                    ec2.SubnetConfiguration(
+                        name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                    ),
                     ec2.SubnetConfiguration(
                         name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
                     ),
@@ -77,7 +81,7 @@ class FabricNetwork(Construct):
             self,
             "ClusterSecurityGroup",
             vpc=self.vpc,
-            description="Octopus MSK brokers: IAM/TLS listener for fabric functions and ESM pollers",
+            description="Octopus MSK brokers: IAM/TLS for fabric functions and ESM pollers",
             allow_all_outbound=False,
         )
         # Endpoints accept HTTPS only from the fabric's own security groups (not the whole VPC).
@@ -85,12 +89,16 @@ class FabricNetwork(Construct):
             self,
             "EndpointSecurityGroup",
             vpc=self.vpc,
-            description="Octopus VPC interface endpoints: HTTPS from fabric functions and ESM pollers",
+            description="Octopus VPC endpoints: HTTPS from fabric functions and ESM pollers",
             allow_all_outbound=False,
         )
         for source in (self.function_security_group, self.cluster_security_group):
-            self.endpoint_security_group.add_ingress_rule(source, ec2.Port.tcp(443), "AWS APIs over HTTPS")
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[private])
+            self.endpoint_security_group.add_ingress_rule(
+                source, ec2.Port.tcp(443), "AWS APIs over HTTPS"
+            )
+        self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[private]
+        )
         self.vpc.add_gateway_endpoint(
             "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[private]
         )

@@ -90,7 +90,11 @@ class TriggerSupport(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="EventSourceMappingClusterLookup",
-                    actions=["kafka:DescribeCluster", "kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"],
+                    actions=[
+                        "kafka:DescribeCluster",
+                        "kafka:DescribeClusterV2",
+                        "kafka:GetBootstrapBrokers",
+                    ],
                     resources=[kafka.cluster_arn],
                 ),
                 iam.PolicyStatement(
@@ -109,7 +113,9 @@ class TriggerSupport(Construct):
                     resources=[self.key.key_arn],
                 ),
                 iam.PolicyStatement(
-                    sid="EventSourceMappingNetwork", actions=list(ESM_NETWORK_ACTIONS), resources=["*"]
+                    sid="EventSourceMappingNetwork",
+                    actions=list(ESM_NETWORK_ACTIONS),
+                    resources=["*"],
                 ),
             ],
         )
@@ -130,11 +136,13 @@ class TriggerSupport(Construct):
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         only_trigger_functions = {"ArnLike": {"lambda:FunctionArn": function_arns}}
-        with_boundary = {"StringEquals": {"iam:PermissionsBoundary": self.boundary.managed_policy_arn}}
+        with_boundary = {
+            "StringEquals": {"iam:PermissionsBoundary": self.boundary.managed_policy_arn}
+        }
         self.management_policy = iam.ManagedPolicy(
             self,
             "ManagementPolicy",
-            description="Octopus API: manage trigger functions, their roles and event source mappings",
+            description="Octopus API: manage trigger functions, roles and event source mappings",
             statements=[
                 iam.PolicyStatement(
                     sid="TriggerFunctions",

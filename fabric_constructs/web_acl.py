@@ -16,7 +16,9 @@ def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     )
 
 
-def _managed(name: str, priority: int, count_rules: tuple[str, ...] = ()) -> wafv2.CfnWebACL.RuleProperty:
+def _managed(
+    name: str, priority: int, count_rules: tuple[str, ...] = ()
+) -> wafv2.CfnWebACL.RuleProperty:
     return wafv2.CfnWebACL.RuleProperty(
         name=name,
         priority=priority,
@@ -76,7 +78,9 @@ class ApiWebAcl(Construct):
                 _managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
             ],
         )
-        wafv2.CfnWebACLAssociation(self, "Association", resource_arn=stage_arn, web_acl_arn=self.acl.attr_arn)
+        wafv2.CfnWebACLAssociation(
+            self, "Association", resource_arn=stage_arn, web_acl_arn=self.acl.attr_arn
+        )
         log_group_name = f"aws-waf-logs-{name}"  # WAF requires this prefix
         log_group = encrypted_log_group(
             self,

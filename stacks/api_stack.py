@@ -81,7 +81,9 @@ class ApiStack(cdk.Stack):
             memory_mb=512,
             settings=config.runtime_settings(**deployed, identity="globus"),
             statements=[
-                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn])
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]
+                )
             ],
             **function_props,  # type: ignore[arg-type]
         )
@@ -138,5 +140,7 @@ class ApiStack(cdk.Stack):
                 log_retention_days=config.logs.retention_days,
                 retain=retain,
             )
-        cdk.CfnOutput(self, "ApiUrl", value=self.rest.api.url, description="Base URL of the fabric API")
+        cdk.CfnOutput(
+            self, "ApiUrl", value=self.rest.api.url, description="Base URL of the fabric API"
+        )
         cdk.CfnOutput(self, "ClientSessionRoleArn", value=self.session_role.role.role_arn)

@@ -29,7 +29,9 @@ class ClusterStack(cdk.Stack):
         cluster = config.cluster
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         # Public access needs brokers in public subnets (MSK assigns them Elastic IPs).
-        broker_subnet_type = ec2.SubnetType.PUBLIC if cluster.public_access else ec2.SubnetType.PRIVATE_WITH_EGRESS
+        broker_subnet_type = (
+            ec2.SubnetType.PUBLIC if cluster.public_access else ec2.SubnetType.PRIVATE_WITH_EGRESS
+        )
         broker_subnets = network.vpc.select_subnets(subnet_type=broker_subnet_type).subnets
         self.cluster_name = config.cluster_name
         if cluster.mode == "provisioned":
@@ -64,11 +66,17 @@ class ClusterStack(cdk.Stack):
             )
             self.cluster_arn = serverless.cluster_arn
             cluster_resource = serverless.cluster
-        self.kafka = KafkaArns.of(self, cluster_arn=self.cluster_arn, cluster_name=self.cluster_name)
+        self.kafka = KafkaArns.of(
+            self, cluster_arn=self.cluster_arn, cluster_name=self.cluster_name
+        )
 
         self.public_access: MskPublicAccess | None = None
         self.log_key = FabricKey(
-            self, "CustomResourceLogKey", purpose="cluster custom resource logs", retain=config.retain, for_logs=True
+            self,
+            "CustomResourceLogKey",
+            purpose="cluster custom resource logs",
+            retain=config.retain,
+            for_logs=True,
         )
         custom_resource_logs = encrypted_log_group(
             self,
@@ -121,7 +129,7 @@ class ClusterStack(cdk.Stack):
                 self,
                 "BootstrapBrokersPublicIam",
                 value=self.brokers.public,
-                description="Public bootstrap brokers for edge/HPC clients (SASL/IAM over TLS, port 9198)",
+                description="Public bootstrap brokers for edge/HPC clients (SASL/IAM, TLS, 9198)",
             )
 
     @property

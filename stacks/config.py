@@ -64,7 +64,9 @@ class ClusterConfig(_Block):
     name: Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,63}$")] | None = None
     kafka_version: Literal[KAFKA_VERSIONS] = "3.9.x"  # type: ignore[valid-type]
     broker_count: int = Field(default=2, ge=1, le=30)
-    instance_type: str = Field(default="kafka.m7g.large", pattern=r"^(express\.)?kafka\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_type: str = Field(
+        default="kafka.m7g.large", pattern=r"^(express\.)?kafka\.[a-z0-9]+\.[a-z0-9]+$"
+    )
     ebs_volume_gb: int = Field(default=100, ge=1, le=16384)
     storage_autoscaling_max_gb: int = Field(default=1000, ge=1, le=16384)
     storage_autoscaling_target_percent: int = Field(default=60, ge=10, le=80)
@@ -104,7 +106,9 @@ class ClusterConfig(_Block):
         if self.mode == "provisioned":
             if self.broker_count < 2:
                 raise KeyProblem(
-                    "broker_count", self.broker_count, "must be at least 2 for a provisioned cluster"
+                    "broker_count",
+                    self.broker_count,
+                    "must be at least 2 for a provisioned cluster",
                 )
             if self.default_replication_factor > self.broker_count:
                 raise KeyProblem(
@@ -330,7 +334,9 @@ class StageConfig(_Block):
 
     def runtime_settings(self, **deployed: str) -> RuntimeSettings:
         """The settings handed to functions; ``deployed`` carries names/ARNs (CDK tokens)."""
-        replication = 3 if self.cluster.mode == "serverless" else self.cluster.default_replication_factor
+        replication = (
+            3 if self.cluster.mode == "serverless" else self.cluster.default_replication_factor
+        )
         topics = TopicPolicy(
             **{
                 **self.topics.model_dump(exclude={"default_replication_factor"}),
@@ -360,7 +366,9 @@ class StageConfig(_Block):
 
 def _log_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
-        raise ValueError(f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}")
+        raise ValueError(
+            f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}"
+        )
     return value
 
 
@@ -426,9 +434,9 @@ def _describe(stage: str, block: Mapping[str, Any], error: ValidationError) -> s
 def _lookup(block: Mapping[str, Any], loc: tuple[Any, ...], fallback: Any) -> Any:
     node: Any = block
     for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list | tuple) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list | tuple) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             return fallback
@@ -444,4 +452,6 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
             model = annotation
         else:
             break
-    return sorted(name for name in model.model_fields if not (model is StageConfig and name == "stage"))
+    return sorted(
+        name for name in model.model_fields if not (model is StageConfig and name == "stage")
+    )

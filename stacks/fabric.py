@@ -10,8 +10,8 @@ from constructs import Construct
 from stacks.api_stack import ApiStack
 from stacks.cluster_stack import ClusterStack
 from stacks.config import StageConfig
-from stacks.network_stack import NetworkStack
 from stacks.nag import acknowledge_findings
+from stacks.network_stack import NetworkStack
 from stacks.observability_stack import ObservabilityStack
 from stacks.state_stack import StateStack
 from stacks.triggers_stack import TriggersStack
@@ -37,7 +37,9 @@ def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
     env = cdk.Environment(account=config.account, region=config.region) if config.account else None
     common: dict[str, object] = {"env": env, "description": "Octopus Event Fabric"}
     name = config.stack_name
-    network = NetworkStack(scope, name("Network"), network=config.network, retain=config.retain, **common)
+    network = NetworkStack(
+        scope, name("Network"), network=config.network, retain=config.retain, **common
+    )
     cluster = ClusterStack(scope, name("Cluster"), config=config, network=network.network, **common)
     state = StateStack(scope, name("State"), retain=config.retain, **common)
     triggers = TriggersStack(

@@ -11,7 +11,13 @@ from stacks.config import NetworkConfig
 
 class NetworkStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, network: NetworkConfig, retain: bool, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        network: NetworkConfig,
+        retain: bool,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.network = FabricNetwork(

@@ -26,10 +26,14 @@ class TriggersStack(cdk.Stack):
         self.support = TriggerSupport(
             self,
             "Triggers",
-            kafka=KafkaArns.of(self, cluster_arn=kafka.cluster_arn, cluster_name=kafka.cluster_name),
+            kafka=KafkaArns.of(
+                self, cluster_arn=kafka.cluster_arn, cluster_name=kafka.cluster_name
+            ),
             function_prefix=function_prefix,
             role_path=role_path,
             retain=retain,
         )
         cdk.CfnOutput(self, "TriggerBoundaryArn", value=self.support.boundary.managed_policy_arn)
-        cdk.CfnOutput(self, "TriggerDeadLetterQueueUrl", value=self.support.dead_letter_queue.queue_url)
+        cdk.CfnOutput(
+            self, "TriggerDeadLetterQueueUrl", value=self.support.dead_letter_queue.queue_url
+        )

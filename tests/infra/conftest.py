@@ -13,5 +13,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesiz
 
 
 @pytest.fixture(scope="session")
-def dev_again(tmp_path_factory: pytest.TempPathFactory, synthesized: dict[str, Synthesized]) -> Synthesized:
+def dev_again(
+    tmp_path_factory: pytest.TempPathFactory, synthesized: dict[str, Synthesized]
+) -> Synthesized:
     return synth_stage("dev", tmp_path_factory.mktemp("cdk-dev-again"))

@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402
+import aws_cdk as cdk
 
-from stacks.config import load_stage_config  # noqa: E402
-from stacks.fabric import Fabric, build_fabric  # noqa: E402
+from stacks.config import load_stage_config
+from stacks.fabric import Fabric, build_fabric
 
 REPO = Path(__file__).resolve().parents[2]
 CDK_JSON = json.loads((REPO / "cdk.json").read_text())
@@ -57,5 +55,3 @@ def synth_stage(stage: str, outdir: Path) -> Synthesized:
     for path in sorted(outdir.glob("*.template.json")):
         result.templates[path.name.removesuffix(".template.json")] = json.loads(path.read_text())
     return result
-
-

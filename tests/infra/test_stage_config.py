@@ -12,13 +12,17 @@ from stacks.config import StageConfigError, load_stage_config, parse_stage
 
 pytestmark = pytest.mark.infra
 
-STAGES = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]["stages"]
+STAGES = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"][
+    "stages"
+]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_stage_in_cdk_json_parses(stage: str) -> None:
     config = parse_stage(stage, STAGES[stage])
-    settings = config.runtime_settings(cluster_arn="arn:aws:kafka:eu-west-1:123456789012:cluster/x/y")
+    settings = config.runtime_settings(
+        cluster_arn="arn:aws:kafka:eu-west-1:123456789012:cluster/x/y"
+    )
     assert settings.cluster_mode == config.cluster.mode
     assert settings.registry == "dynamodb" and settings.credentials == "iam"
     assert settings.identity == "apigw-authorizer"
@@ -50,11 +54,11 @@ def test_the_stages_cover_both_cluster_modes_and_public_access() -> None:
         ),
         (
             {"logs": {"retention_days": 10}},
-            "stages.dev.logs.retention_days = 10: must be one of the CloudWatch Logs retention values",
+            "stages.dev.logs.retention_days = 10: must be one of the CloudWatch Logs retention",
         ),
         (
             {"api": {"authorizer_cache_seconds": 600}},
-            "stages.dev.api.authorizer_cache_seconds = 600: Input should be less than or equal to 300",
+            "stages.dev.api.authorizer_cache_seconds = 600: Input should be less than or equal",
         ),
         (
             {"api": {"cors_origins": ["*"]}},
@@ -66,7 +70,7 @@ def test_the_stages_cover_both_cluster_modes_and_public_access() -> None:
         ),
         (
             {"cluster": {"min_insync_replicas": 3, "default_replication_factor": 2}},
-            "stages.dev.cluster.min_insync_replicas = 3: must not exceed default_replication_factor (2)",
+            "stages.dev.cluster.min_insync_replicas = 3: must not exceed default_replication",
         ),
         (
             {"quotas": {"topics_per_identity": 0}},
@@ -74,7 +78,7 @@ def test_the_stages_cover_both_cluster_modes_and_public_access() -> None:
         ),
         (
             {"trigger_limits": {"max_memory_mb": 64}},
-            "stages.dev.trigger_limits.max_memory_mb = 64: Input should be greater than or equal to 128",
+            "stages.dev.trigger_limits.max_memory_mb = 64: Input should be greater than or equal",
         ),
         (
             {"globus": {"client_id": "not-a-uuid"}},

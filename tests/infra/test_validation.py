@@ -45,7 +45,9 @@ def test_every_acknowledgement_is_one_specific_finding_with_a_reason() -> None:
 
 
 def test_cfn_lint_reports_no_errors(synthesized: dict[str, Synthesized]) -> None:
-    templates = [str(p) for s in synthesized.values() for p in sorted(s.outdir.glob("*.template.json"))]
+    templates = [
+        str(p) for s in synthesized.values() for p in sorted(s.outdir.glob("*.template.json"))
+    ]
     assert len(templates) == 6 * len(STAGES)
     run = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", *templates],
@@ -54,7 +56,11 @@ def test_cfn_lint_reports_no_errors(synthesized: dict[str, Synthesized]) -> None
         check=False,
     )
     findings = json.loads(run.stdout or "[]")
-    errors = [f"{f['Rule']['Id']} {f['Filename']}: {f['Message']}" for f in findings if f["Level"] == "Error"]
+    errors = [
+        f"{f['Rule']['Id']} {f['Filename']}: {f['Message']}"
+        for f in findings
+        if f["Level"] == "Error"
+    ]
     assert errors == []
     assert run.returncode in (0, 4, 8, 12), run.stderr  # 2 would mean errors; warnings/info allowed
 
@@ -67,4 +73,3 @@ def test_two_synths_give_identical_templates_and_assets(
     assert names == sorted(p.name for p in dev_again.outdir.glob("*.json") if p.name != "tree.json")
     for name in names:
         assert (first / name).read_bytes() == (dev_again.outdir / name).read_bytes(), name
-
