@@ -568,7 +568,10 @@ class TriggerRunner:
         for trigger_id in list(self.workers):
             trigger = triggers.get(trigger_id)
             worker = self.workers[trigger_id]
-            if trigger is None or config_fingerprint(trigger) != worker.fingerprint:
+            if trigger is None:
+                self._retire(trigger_id)
+                self._forget_group(worker.spec.consumer_group)
+            elif config_fingerprint(trigger) != worker.fingerprint:
                 self._retire(trigger_id)
             elif not worker.is_alive():
                 self.workers.pop(trigger_id)
@@ -596,6 +599,13 @@ class TriggerRunner:
             )
             self.workers[trigger_id] = worker
             worker.start()
+
+    def _forget_group(self, group_id: str) -> None:
+        """A deleted trigger's committed offsets go too (best effort: it is only metadata)."""
+        try:
+            self.admin.delete_consumer_group(group_id)
+        except Exception as exc:
+            logger.info("could not delete consumer group %s: %s", group_id, exc)
 
     def shutdown(self) -> None:
         for trigger_id in list(self.workers):

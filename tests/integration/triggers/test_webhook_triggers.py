@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from runtime.triggers.webhook import verify_signature
 from tests.integration.triggers.conftest import (
     RunnerProcess,
@@ -254,3 +256,13 @@ def test_disable_delete_and_revoked_access_stop_deliveries(
     time.sleep(2.0)
     assert len(webhook_server.requests) == before
     assert not (fabric.tmp_path / "triggers" / str(mine["trigger_id"])).exists()
+    # The runner also dropped the deleted trigger's consumer group (its committed offsets).
+    consumer = Consumer(
+        {"bootstrap.servers": fabric.settings.bootstrap_servers, "group.id": mine["consumer_group"]}
+    )
+    try:
+        kafka_topic = f"{owner_ns}.{topic}"
+        committed = consumer.committed([TopicPartition(kafka_topic, p) for p in (0, 1)], timeout=10)
+        assert all(tp.offset < 0 for tp in committed), committed
+    finally:
+        consumer.close()
