@@ -44,11 +44,13 @@ RESULT_MAX_BYTES: Final = 6 * 1024 * 1024  # Lambda's synchronous response limit
 LOCAL_FUNCTION_ARN_PREFIX: Final = "arn:local:lambda:local:000000000000:function:"
 
 LOADER: Final = r"""
-import importlib, json, os, resource, sys, time, traceback
+import importlib, json, math, os, resource, signal, sys, time, traceback
 
 config = json.loads(os.environ.pop("OCTOPUS_FUNCTION_CONFIG"))
 limit = int(config["memory_mb"]) * 1024 * 1024
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+# Safety net if the runner dies mid-invocation: SIGALRM's default action ends the process.
+signal.alarm(math.ceil(float(config["timeout_seconds"])) + 2)
 deadline = time.monotonic() + float(config["timeout_seconds"])
 
 
