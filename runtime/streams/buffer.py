@@ -13,34 +13,24 @@ import contextlib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from runtime.streams.positions import PositionMap
 
 
-@dataclass(frozen=True, slots=True)
-class StreamRecord:
-    topic: str  # the fabric's topic name (namespace removed)
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]] | None
+@dataclass(slots=True)
+class Batch:
+    """A rendered chunk: SSE text of ``count`` records, the positions after it (every
+    partition of the stream, filtered-out records included) and its last record."""
+
+    body: bytes
+    count: int
+    positions: PositionMap
+    last: tuple[str, int, int] | None
 
     @property
     def size(self) -> int:
-        return 64 + len(self.key or b"") + len(self.value or b"")
-
-
-@dataclass(slots=True)
-class Batch:
-    """Records that passed the filter, and every position the reader has moved past
-    (filtered-out records included), as of the end of the batch."""
-
-    records: list[StreamRecord]
-    advanced: PositionMap = field(default_factory=dict)
-    size: int = 0
+        return len(self.body)
 
 
 class EventBuffer:
@@ -67,7 +57,7 @@ class EventBuffer:
 
     def put(self, batch: Batch, timeout_s: float) -> bool:
         """Add a batch, waiting up to ``timeout_s`` for room; False on overflow or close."""
-        count = len(batch.records)
+        count = batch.count
         deadline = time.monotonic() + timeout_s
         with self._room:
             while (
@@ -100,12 +90,10 @@ class EventBuffer:
         taken: list[Batch] = []
         with self._room:
             count = 0
-            while self._batches and (
-                not taken or count + len(self._batches[0].records) <= max_records
-            ):
+            while self._batches and (not taken or count + self._batches[0].count <= max_records):
                 batch = self._batches.popleft()
-                count += len(batch.records)
-                self._records -= len(batch.records)
+                count += batch.count
+                self._records -= batch.count
                 self._bytes -= batch.size
                 taken.append(batch)
             if not self._batches:

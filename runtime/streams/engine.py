@@ -22,7 +22,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +29,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from runtime.streams.buffer import Batch, EventBuffer
-from runtime.streams.encoding import record_data, sse_comment, sse_event, sse_retry
+from runtime.streams.encoding import sse_comment, sse_event, sse_retry
 from runtime.streams.plan import StreamPlan
 from runtime.streams.positions import PositionMap, channel_id, single_topic_id
 from runtime.streams.reader import LogReader
+from runtime.streams.render import Renderer
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +55,6 @@ class _EndStream(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    positions: PositionMap
-    last: tuple[str, int, int] | None
-    events_sent: int
 
 
 class EventStreamResponse(Response):
@@ -89,57 +82,15 @@ class EventStreamResponse(Response):
         _topic, partition, offset = self._last
         return single_topic_id(plan.single_topic, partition, offset, vector)
 
-    def _render(self, batches: list[Batch]) -> bytes:
-        plan = self.plan
-        chunks: list[str] = []
-        single = plan.single_topic
-        made_at_ms = int(time.time() * 1000)
-        vector: list[int] = []
-        if single is not None:
-            parts = self.positions.setdefault(single, {})
-            vector = [parts.get(p, 0) for p in range(plan.partitions_of(single))]
+    def _commit(self, batches: list[Batch]) -> None:
+        """The client has these batches' events: the resume position moves past them."""
         for batch in batches:
-            for record in batch.records:
-                partitions = self.positions.setdefault(record.topic, {})
-                partitions[record.partition] = record.offset + 1
-                if single is not None:
-                    if record.partition >= len(vector):
-                        vector.extend([0] * (record.partition + 1 - len(vector)))
-                    vector[record.partition] = record.offset + 1
-                    event_id = single_topic_id(single, record.partition, record.offset, vector)
-                else:
-                    event_id = channel_id(self.positions, made_at_ms)
-                data = record_data(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp_ms,
-                    record.key,
-                    record.value,
-                    record.headers,
-                )
-                chunks.append(sse_event("record", data, event_id))
-                self._last = (record.topic, record.partition, record.offset)
-            # Filtered-out records move the position too (the end's resume id skips them).
-            for topic, parts in batch.advanced.items():
-                if topic in self.positions:
-                    known = self.positions[topic]
-                    for partition, next_offset in parts.items():
-                        known[partition] = max(known.get(partition, 0), next_offset)
-            self.events_sent += len(batch.records)
-        return "".join(chunks).encode("utf-8")
-
-    def _snapshot(self) -> _Snapshot:
-        return _Snapshot(
-            {t: dict(p) for t, p in self.positions.items()}, self._last, self.events_sent
-        )
-
-    def _restore(self, snapshot: _Snapshot) -> None:
-        self.positions, self._last, self.events_sent = (
-            snapshot.positions,
-            snapshot.last,
-            snapshot.events_sent,
-        )
+            self.events_sent += batch.count
+            if batch.last is not None:
+                self._last = batch.last
+        # Topics that left a channel meanwhile stay out.
+        latest = batches[-1].positions
+        self.positions = {t: dict(latest.get(t, p)) for t, p in self.positions.items()}
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -148,7 +99,10 @@ class EventStreamResponse(Response):
         settings = plan.settings
         loop = asyncio.get_running_loop()
         buffer = EventBuffer(settings.buffer_max_records, settings.buffer_max_bytes, loop)
-        reader = LogReader(plan.connection, plan.namespace, buffer, plan.filters, settings)
+        renderer = Renderer(plan.namespace, plan.single_topic, self.positions, plan.partitions_of)
+        reader = LogReader(
+            plan.connection, plan.namespace, buffer, plan.filters, settings, renderer
+        )
         self.buffer, self.reader = buffer, reader
         plan.registry_of_streams.opened(self)
         disconnected = asyncio.Event()
@@ -197,20 +151,21 @@ class EventStreamResponse(Response):
         self._next_relist = now + settings.topic_relist_seconds
         try:
             hello = (sse_retry(RECONNECT_DELAY_MS) + sse_comment("connected")).encode()
-            if not await write(hello, None):
+            if not await write(hello):
                 return
             while True:
                 await self._wait(buffer, disconnected)
                 if disconnected.is_set():
                     return
                 await self._checks(buffer, reader)
-                batches = buffer.take(settings.batch_records)
+                batches = buffer.take(settings.batch_records * 4)
                 if batches:
-                    before = self._snapshot()
-                    if not await write(self._render(batches), before):
+                    body = b"".join(batch.body for batch in batches)
+                    if body and not await write(body):
                         return
+                    self._commit(batches)
                 elif time.monotonic() >= self._next_heartbeat and not await write(
-                    sse_comment("keepalive").encode(), None
+                    sse_comment("keepalive").encode()
                 ):
                     return
         except _EndStream as end:
@@ -278,13 +233,13 @@ class EventStreamResponse(Response):
 
     def _writer(
         self, send: Send, buffer: EventBuffer, reader: LogReader, disconnected: asyncio.Event
-    ) -> Callable[[bytes, _Snapshot | None], Awaitable[bool]]:
-        async def write(body: bytes, before: _Snapshot | None = None) -> bool:
+    ) -> Callable[[bytes], Awaitable[bool]]:
+        async def write(body: bytes) -> bool:
             """Write one chunk; False if the client left. Raises ``_EndStream``.
 
-            ``before``: the delivery state before the chunk's events were rendered; a
-            write given up on restores it, so the resume id never skips unsent events
-            (uvicorn waits for the transport to drain *before* writing).
+            The caller moves the resume position only after this returned True; a write
+            given up on leaves it before the chunk (uvicorn waits for the transport to
+            drain *before* writing, so a cancelled write wrote nothing).
             """
             notices = getattr(self, "_pending_notices", None)
             if notices:
@@ -310,8 +265,6 @@ class EventStreamResponse(Response):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-                    if before is not None:
-                        self._restore(before)
                     raise
 
         return write

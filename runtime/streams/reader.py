@@ -17,8 +17,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from runtime.domain.models import kafka_topic_name
-from runtime.streams.buffer import Batch, EventBuffer, StreamRecord
+from runtime.streams.buffer import Batch, EventBuffer
 from runtime.streams.positions import PositionMap
+from runtime.streams.render import Renderer, message_headers
 from runtime.streams.settings import StreamSettings
 from runtime.triggers.event_shape import KafkaRecord
 from runtime.triggers.filters import CompiledFilters
@@ -48,7 +49,10 @@ def stream_consumer_config(
         "allow.auto.create.topics": False,
         "enable.partition.eof": False,
         "queued.max.messages.kbytes": settings.prefetch_kbytes,
-        "queued.min.messages": max(settings.batch_records, 100),
+        "queued.min.messages": max(settings.batch_records * 4, 1000),
+        # librdkafka (>= 2.3) postpones the next fetch by this much when the prefetch queue
+        # is over its bounds (default 1 s): with small bounds that stalls a stream.
+        "fetch.queue.backoff.ms": 10,
         "max.partition.fetch.bytes": 1024 * 1024,
         "fetch.wait.max.ms": 100,
     }
@@ -62,6 +66,7 @@ class LogReader:
         buffer: EventBuffer,
         filters: CompiledFilters,
         settings: StreamSettings,
+        renderer: Renderer,
     ) -> None:
         self._config = stream_consumer_config(connection, settings)
         self._namespace = namespace
@@ -69,6 +74,7 @@ class LogReader:
         self._buffer = buffer
         self._filters = filters
         self._settings = settings
+        self._renderer = renderer
         self._commands: queue.SimpleQueue[tuple[str, PositionMap | list[str]]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="octopus-sse-reader", daemon=True)
@@ -128,10 +134,12 @@ class LogReader:
                     for topic, parts in argument.items()
                     for p, offset in parts.items()
                 ]
+                self._renderer.add(argument)
                 if partitions:
                     consumer.incremental_assign(partitions)
             else:
                 assert isinstance(argument, list)
+                self._renderer.remove(argument)
                 names = {kafka_topic_name(self._namespace, t) for t in argument}
                 dropped = [tp for tp in consumer.assignment() if tp.topic in names]
                 if dropped:
@@ -140,12 +148,14 @@ class LogReader:
     def _loop(self, consumer: Consumer) -> None:
         settings = self._settings
         filtering = bool(self._filters.patterns)
+        prefix_len = self._prefix_len
         while not self._stop.is_set():
             self._apply_commands(consumer)
             messages = consumer.consume(num_messages=settings.batch_records, timeout=0.2)
             if not messages:
                 continue
-            batch = Batch(records=[])
+            records: list[Message] = []
+            last: dict[tuple[str | None, int | None], int] = {}
             for message in messages:
                 error = message.error()
                 if error is not None:
@@ -156,44 +166,30 @@ class LogReader:
                     ):
                         raise KafkaException(error)
                     continue
-                record = self._record(message)
-                batch.advanced.setdefault(record.topic, {})[record.partition] = record.offset + 1
-                if filtering and not self._filters.matches(self._filter_view(message, record)):
+                last[(message.topic(), message.partition())] = message.offset() or 0
+                if filtering and not self._filters.matches(self._filter_view(message)):
                     continue
-                batch.records.append(record)
-                batch.size += record.size
-            if not batch.advanced:
+                records.append(message)
+            if not last:
                 continue
+            advanced: PositionMap = {}
+            for (kafka_topic, partition), offset in last.items():
+                topic = (kafka_topic or "")[prefix_len:]
+                advanced.setdefault(topic, {})[partition or 0] = offset + 1
+            renderer = self._renderer
+            body = renderer.render(records, advanced).encode("utf-8")
+            batch = Batch(body, len(records), renderer.snapshot(), renderer.last)
             if not self._buffer.put(batch, settings.slow_consumer_seconds):
                 return  # overflowed (slow client) or closed: the response side ends
 
-    def _record(self, message: Message) -> StreamRecord:
-        offset = message.offset()
-        partition = message.partition()
-        assert offset is not None and partition is not None
-        raw_headers = message.headers()
-        headers: list[tuple[str, bytes | None]] | None = None
-        if raw_headers:
-            pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
-            headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
-        return StreamRecord(
-            topic=(message.topic() or "")[self._prefix_len :],
-            partition=partition,
-            offset=offset,
+    @staticmethod
+    def _filter_view(message: Message) -> KafkaRecord:
+        return KafkaRecord(
+            topic=message.topic() or "",
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
             timestamp_ms=message.timestamp()[1],
             key=message.key(),
             value=message.value(),
-            headers=headers,
-        )
-
-    @staticmethod
-    def _filter_view(message: Message, record: StreamRecord) -> KafkaRecord:
-        return KafkaRecord(
-            topic=message.topic() or "",
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp_ms,
-            key=record.key,
-            value=record.value,
-            headers=tuple(record.headers or ()),
+            headers=tuple(message_headers(message) or ()),
         )
