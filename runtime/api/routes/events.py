@@ -113,6 +113,7 @@ def _respond(context: StreamContext, build: Any) -> EventStreamResponse:
 @router.get(
     "/topics/{topic}/events",
     response_class=EventStreamResponse,
+    status_code=200,
     responses=_SSE_RESPONSES,
     summary="Stream a topic's records as Server-Sent Events (resumable)",
 )
@@ -143,6 +144,7 @@ def topic_events(
 @router.get(
     "/events",
     response_class=EventStreamResponse,
+    status_code=200,
     responses=_SSE_RESPONSES,
     summary="Stream a channel (every topic under a prefix you may read) as Server-Sent Events",
 )
