@@ -17,6 +17,7 @@ from runtime.domain.ports import Principal
 KEY_HEADER = "idempotency-key"
 KEY_MAX = 128
 KEEP_FOR = timedelta(hours=24)
+WITHHELD_HEADER = "Octopus-Withheld"
 
 
 def fingerprint(request: Request, body: BaseModel | None) -> str:
@@ -33,8 +34,13 @@ def respond(
     status: int,
     action: Callable[[], BaseModel | None],
     body: BaseModel | None = None,
+    withhold: tuple[str, ...] = (),
 ) -> Response:
-    """Run ``action`` once per idempotency key; replay its successful reply on retries."""
+    """Run ``action`` once per idempotency key; replay its successful reply on retries.
+
+    Fields named in ``withhold`` (secrets shown once) are never stored: a replay carries
+    them as null and names them in the ``Octopus-Withheld`` header.
+    """
     key = request.headers.get(KEY_HEADER)
     if key is None:
         return _reply(status, action())
@@ -52,21 +58,28 @@ def respond(
                 "this Idempotency-Key was used for a different request",
                 details={"field": "Idempotency-Key"},
             )
+        headers = {"Idempotent-Replayed": "true"}
+        if withhold:
+            headers[WITHHELD_HEADER] = ", ".join(withhold)
         return Response(
             stored.body or None,
             status_code=stored.status_code,
             media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
+            headers=headers,
         )
-    reply = _reply(status, action())
+    result = action()
+    reply = _reply(status, result)
+    stored_reply = reply
+    if withhold and result is not None:
+        stored_reply = _reply(status, result.model_copy(update=dict.fromkeys(withhold)))
     now = container_of(request).fabric.deps.clock()
     registry.put_idempotency(
         IdempotencyRecord(
             scope=principal.sub,
             key=key,
             request_hash=digest,
-            status_code=reply.status_code,
-            body=bytes(reply.body).decode(),
+            status_code=stored_reply.status_code,
+            body=bytes(stored_reply.body).decode(),
             created_at=now,
             expires_at=now + KEEP_FOR,
         )

@@ -70,7 +70,10 @@ class KeyOut(BaseModel):
 
 
 class KeyCreated(KeyOut):
-    secret: str = Field(description="Shown once; the fabric does not keep it.")
+    secret: str | None = Field(
+        description="Shown once; the fabric does not keep it. Null only in an idempotent "
+        "replay (header Octopus-Withheld): delete that key and create another."
+    )
 
 
 class CredentialsCreate(Body):

@@ -34,7 +34,7 @@ def create_key(
         issued = container.fabric.keys.create(principal, body.name)
         return KeyCreated(secret=issued.secret, **key_out(issued.key).model_dump())
 
-    return respond(request, principal, status=201, action=action, body=body)
+    return respond(request, principal, status=201, action=action, body=body, withhold=("secret",))
 
 
 @router.get("/keys", response_model=ListOf[KeyOut], responses=errors(), summary="List my keys")
@@ -71,4 +71,6 @@ def create_credentials(
         creds = container.fabric.keys.session(principal, body.duration_seconds if body else None)
         return CredentialsOut(region=container.settings.region, **creds.model_dump())
 
-    return respond(request, principal, status=201, action=action, body=body)
+    # Short-lived credentials are secrets and cheap to issue again: a retry (with or
+    # without Idempotency-Key) gets fresh ones; nothing is stored for a replay.
+    return Response(action().model_dump_json(), status_code=201, media_type="application/json")

@@ -16,12 +16,11 @@ from pydantic import BaseModel, Field
 
 from runtime.api.auth import ContainerDep, CurrentPrincipal
 from runtime.api.container import Container
-from runtime.api.idempotency import KEEP_FOR, KEY_HEADER, KEY_MAX, fingerprint, respond
+from runtime.api.idempotency import respond
 from runtime.api.responses import errors
 from runtime.api.schemas import Body, ListOf
-from runtime.domain.errors import Unavailable, Unprocessable
-from runtime.domain.models import IdempotencyRecord, Trigger, TriggerState
-from runtime.domain.ports import Principal
+from runtime.domain.errors import Unavailable
+from runtime.domain.models import Trigger, TriggerState
 from runtime.domain.triggers import (
     FunctionDraft,
     TriggerChanges,
@@ -34,8 +33,6 @@ from runtime.domain.triggers import (
 router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
 
 SERVICE_KEY = "triggers"
-# The create reply's secret is never kept; an idempotent replay says so instead.
-SECRET_NOT_REPLAYED = "shown in the first reply only"  # noqa: S105 - a notice, not a secret
 
 
 def trigger_service(container: Container) -> TriggerService:
@@ -221,55 +218,6 @@ def draft_of(body: TriggerCreate) -> TriggerDraft:
 # ---------------------------------------------------------------------------------- routes
 
 
-def _respond_without_secret(
-    request: Request, principal: Principal, body: TriggerCreate, create: Any
-) -> Response:
-    """``respond`` for the create call, except that the stored replay omits the secret.
-
-    A retry with the same Idempotency-Key gets the first reply with ``webhook_secret`` set to
-    null: the secret is shown once and is never written to the registry in plaintext.
-    """
-    key = request.headers.get(KEY_HEADER)
-    if key is None:
-        return respond(request, principal, status=201, action=create, body=body)
-    if not key or len(key) > KEY_MAX:
-        raise Unprocessable(
-            f"Idempotency-Key must be 1 to {KEY_MAX} characters",
-            details={"field": "Idempotency-Key"},
-        )
-    container: Container = request.app.state.container
-    registry = container.fabric.deps.registry
-    digest = fingerprint(request, body)
-    stored = registry.get_idempotency(principal.sub, key)
-    if stored is not None:
-        if stored.request_hash != digest:
-            raise Unprocessable(
-                "this Idempotency-Key was used for a different request",
-                details={"field": "Idempotency-Key"},
-            )
-        return Response(
-            stored.body,
-            status_code=stored.status_code,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true", "X-Octopus-Secret": SECRET_NOT_REPLAYED},
-        )
-    created: TriggerCreated = create()
-    redacted = created.model_copy(update={"webhook_secret": None})
-    now = container.fabric.deps.clock()
-    registry.put_idempotency(
-        IdempotencyRecord(
-            scope=principal.sub,
-            key=key,
-            request_hash=digest,
-            status_code=201,
-            body=redacted.model_dump_json(),
-            created_at=now,
-            expires_at=now + KEEP_FOR,
-        )
-    )
-    return Response(created.model_dump_json(), status_code=201, media_type="application/json")
-
-
 @router.post(
     "",
     status_code=201,
@@ -288,7 +236,9 @@ def create_trigger(
             **trigger_out(created.trigger).model_dump(), webhook_secret=created.webhook_secret
         )
 
-    return _respond_without_secret(request, principal, body, action)
+    return respond(
+        request, principal, status=201, action=action, body=body, withhold=("webhook_secret",)
+    )
 
 
 @router.get(

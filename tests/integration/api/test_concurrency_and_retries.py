@@ -86,3 +86,25 @@ def test_idempotency_keys_are_per_identity(fabric: Fabric) -> None:
     b = fabric.client.post("/v1/namespaces", json={"name": "per-b"}, headers={**fabric.stranger.headers, **key})
     assert a.status_code == b.status_code == 201
     assert b.json()["owner"] == fabric.stranger.sub
+
+
+def test_a_replayed_key_create_never_stores_or_shows_the_secret(fabric: Fabric) -> None:
+    headers = {**fabric.owner.headers, "Idempotency-Key": "key-once"}
+    first = fabric.client.post("/v1/keys", json={"name": "laptop"}, headers=headers)
+    assert first.status_code == 201 and first.json()["secret"]
+    again = fabric.client.post("/v1/keys", json={"name": "laptop"}, headers=headers)
+    assert again.status_code == 201
+    assert again.json()["secret"] is None
+    assert again.json()["key_id"] == first.json()["key_id"]
+    assert again.headers["octopus-withheld"] == "secret"
+    stored = fabric.container.fabric.deps.registry.get_idempotency(fabric.owner.sub, "key-once")
+    assert stored is not None and first.json()["secret"] not in stored.body
+
+
+def test_session_credentials_are_never_stored_for_replay(fabric: Fabric) -> None:
+    headers = {**fabric.owner.headers, "Idempotency-Key": "creds"}
+    first = fabric.client.post("/v1/credentials", json={}, headers=headers)
+    second = fabric.client.post("/v1/credentials", json={}, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["session_token"] != second.json()["session_token"]
+    assert fabric.container.fabric.deps.registry.get_idempotency(fabric.owner.sub, "creds") is None
