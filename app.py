@@ -19,7 +19,9 @@ from stacks.nag import nag_packs
 
 
 def main() -> None:
-    app = cdk.App()
+    # cfn-lint (tests/infra) is the template validator; aws-cdk-lib's built-in
+    # CloudFormation validation would add ~5 s to every synth and only warns.
+    app = cdk.App(builtin_cloud_formation_validation=False)
     try:
         config = load_stage_config(app.node)
     except StageConfigError as error:
