@@ -121,5 +121,7 @@ def build_container(settings: RuntimeSettings) -> Container:
     if platform is not None:
         from runtime.domain.triggers import TriggerService
 
-        container.extras["triggers"] = TriggerService(deps, fabric.identities, platform)
+        triggers = TriggerService(deps, fabric.identities, platform)
+        container.extras["triggers"] = triggers
+        fabric.topics.on_deleted.append(triggers.remove_for_topic)
     return container

@@ -41,6 +41,8 @@ class TopicService:
     def __init__(self, deps: Deps, identities: IdentityService) -> None:
         self._deps = deps
         self._identities = identities
+        # Called after a topic is gone (e.g. its triggers are removed), in order.
+        self.on_deleted: list[Callable[[Topic], None]] = []
 
     # ---- reads -------------------------------------------------------------
     def get(self, caller: Principal, namespace: str, name: str) -> tuple[Topic, list[Grant]]:
@@ -230,6 +232,8 @@ class TopicService:
         self._deps.broker.delete_topic(topic.kafka_name)
         removed = self._deps.registry.delete_topic(topic.namespace, topic.name)
         self._after_grant_change({g.grantee for g in removed})
+        for listener in self.on_deleted:
+            listener(topic)
 
     def _after_grant_change(self, grantees: set[str]) -> None:
         for grantee in sorted(grantees):

@@ -44,7 +44,15 @@ from runtime.domain.errors import (
     Unprocessable,
 )
 from runtime.domain.identities import IdentityService
-from runtime.domain.models import Access, Page, TopicState, Trigger, TriggerKind, TriggerState
+from runtime.domain.models import (
+    Access,
+    Page,
+    Topic,
+    TopicState,
+    Trigger,
+    TriggerKind,
+    TriggerState,
+)
 from runtime.domain.names import default_namespace, validate_namespace, validate_topic
 from runtime.domain.ports import (
     Principal,
@@ -642,3 +650,24 @@ class TriggerService:
             )
             raise
         self._deps.registry.delete_trigger(trigger_id)
+
+    def remove_for_topic(self, topic: Topic) -> None:
+        """A deleted topic takes its triggers with it: they could never run again."""
+        for trigger in list(self._deps.registry.iter_all_triggers()):
+            if trigger.namespace != topic.namespace or trigger.topic != topic.name:
+                continue
+            self._remove(trigger)
+
+    def _remove(self, trigger: Trigger) -> None:
+        try:
+            self.platform.remove(trigger)
+        except FabricError as exc:
+            # Leave it visible as failing; reconcile (or a delete) finishes the job.
+            self._deps.registry.update_trigger(
+                trigger.model_copy(
+                    update={"state": TriggerState.FAILING, "last_error": exc.message}
+                ),
+                expected_version=trigger.version,
+            )
+            return
+        self._deps.registry.delete_trigger(trigger.trigger_id)

@@ -308,3 +308,16 @@ def test_openapi_lists_the_trigger_routes(trigger_fabric: TriggerFabric) -> None
         assert trigger_fabric.client.request(method, concrete).status_code == 401
     create = paths["/v1/triggers"]["post"]["responses"]
     assert {"201", "403", "404", "409", "422", "429"} <= set(create)
+
+
+def test_deleting_a_topic_removes_its_triggers(trigger_fabric: TriggerFabric) -> None:
+    fabric = trigger_fabric
+    topic = fabric.create_topic()
+    other = fabric.create_topic()
+    doomed = fabric.create_trigger(**webhook_body(fabric, topic))["trigger_id"]
+    kept = fabric.create_trigger(**webhook_body(fabric, other))["trigger_id"]
+    url = f"/v1/namespaces/{fabric.owner.namespace}/topics/{topic}"
+    assert fabric.client.delete(url, headers=fabric.owner.headers).status_code == 204
+    gone = fabric.client.get(f"/v1/triggers/{doomed}", headers=fabric.owner.headers)
+    assert gone.status_code == 404
+    assert fabric.client.get(f"/v1/triggers/{kept}", headers=fabric.owner.headers).status_code == 200
