@@ -21,7 +21,7 @@ lint: bootstrap
 	.venv/bin/mypy runtime client/octopus_client stacks fabric_constructs app.py
 
 synth: bootstrap
-	npx cdk synth --all --quiet
+	npx cdk synth --quiet
 
 bench: bootstrap
 	for b in bench/*.py; do .venv/bin/python $$b; done
