@@ -43,50 +43,81 @@ REGISTRY_ACTIONS = (
 )
 
 
+def client_kafka_statements(kafka: KafkaArns) -> list[iam.PolicyStatement]:
+    """The most any client principal may do: Kafka data actions on THIS cluster only."""
+    return [
+        iam.PolicyStatement(
+            actions=[
+                "kafka-cluster:Connect",
+                "kafka-cluster:DescribeCluster",
+                "kafka-cluster:WriteDataIdempotently",
+            ],
+            resources=[kafka.cluster_arn],
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "kafka-cluster:DescribeTopic",
+                "kafka-cluster:DescribeTopicDynamicConfiguration",
+                "kafka-cluster:ReadData",
+                "kafka-cluster:WriteData",
+            ],
+            resources=[kafka.topic()],
+        ),
+        iam.PolicyStatement(
+            actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+            resources=[kafka.group()],
+        ),
+    ]
+
+
+# What iam_credentials.py asks of STS: a session tagged with the sub, with a source identity.
+SESSION_TRUST_ACTIONS = ("sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity")
+
+
 class ClientSessionRole(Construct):
     """The role behind short-lived client credentials: Kafka data actions on this
     cluster's topics/groups only; the API narrows each session to the caller's grants
-    with a session policy."""
+    with a session policy. Only ``trusted`` (the API function's role) may assume it,
+    tag the session and set its source identity."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, kafka: KafkaArns, trusted: iam.IPrincipal
+        self, scope: Construct, construct_id: str, *, kafka: KafkaArns, trusted: iam.IRole
     ) -> None:
         super().__init__(scope, construct_id)
         policy = iam.ManagedPolicy(
             self,
             "Policy",
             description="Octopus client sessions: Kafka data on this cluster",
-            statements=[
-                iam.PolicyStatement(
-                    actions=[
-                        "kafka-cluster:Connect",
-                        "kafka-cluster:DescribeCluster",
-                        "kafka-cluster:WriteDataIdempotently",
-                    ],
-                    resources=[kafka.cluster_arn],
-                ),
-                iam.PolicyStatement(
-                    actions=[
-                        "kafka-cluster:DescribeTopic",
-                        "kafka-cluster:DescribeTopicDynamicConfiguration",
-                        "kafka-cluster:ReadData",
-                        "kafka-cluster:WriteData",
-                    ],
-                    resources=[kafka.topic()],
-                ),
-                iam.PolicyStatement(
-                    actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-                    resources=[kafka.group()],
-                ),
-            ],
+            statements=client_kafka_statements(kafka),
         )
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=trusted,
+            assumed_by=iam.ArnPrincipal(trusted.role_arn),
             description="Octopus: short-lived client credentials (narrowed per caller)",
             managed_policies=[policy],
             max_session_duration=cdk.Duration.hours(1),
+        )
+        assert self.role.assume_role_policy is not None
+        self.role.assume_role_policy.add_statements(
+            iam.PolicyStatement(
+                actions=list(SESSION_TRUST_ACTIONS[1:]),
+                principals=[iam.ArnPrincipal(trusted.role_arn)],
+            )
+        )
+
+
+class ClientUserBoundary(Construct):
+    """The permissions boundary for the IAM users the API creates (access keys): the
+    same ceiling as client sessions. Its ARN reaches the API as ``OCTOPUS_USER_BOUNDARY_ARN``."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, kafka: KafkaArns) -> None:
+        super().__init__(scope, construct_id)
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description="Octopus: permissions boundary of client IAM users",
+            statements=client_kafka_statements(kafka),
         )
 
 
@@ -164,7 +195,7 @@ def api_statements(
         ),
         iam.PolicyStatement(
             sid="ShortLivedCredentials",
-            actions=["sts:AssumeRole", "sts:TagSession"],
+            actions=list(SESSION_TRUST_ACTIONS),
             resources=[session_role_arn],
         ),
         iam.PolicyStatement(

@@ -3,11 +3,13 @@
 - the permissions boundary every trigger role must carry: read this cluster's
   topics/groups, write the trigger log groups, send to the trigger DLQ, and the
   network-interface/cluster-describe rights an MSK event source mapping needs;
-- the dead-letter queue (KMS, TLS only);
+- the shared dead-letter queue (KMS, TLS only) whose key also encrypts the
+  per-trigger queues ``<prefix><id>-dlq`` the API creates;
 - the packaged template code (the runtime bundle, in the CDK asset bucket);
 - the management policy the API function gets: create/update/delete only
   functions named ``<prefix>*`` and roles under ``<role path>``, roles only with
-  the boundary, PassRole only for those roles and only to Lambda.
+  the boundary, PassRole only for those roles and only to Lambda; the per-trigger
+  queues, log groups and webhook secrets (``<secret prefix>*``) it creates.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class TriggerSupport(Construct):
         kafka: KafkaArns,
         function_prefix: str,
         role_path: str,
+        secret_prefix: str,
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.function_prefix = function_prefix
         self.role_path = role_path
+        self.secret_prefix = secret_prefix
         self.key = FabricKey(self, "DlqKey", purpose="trigger dead-letter queue", retain=retain)
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -68,6 +72,17 @@ class TriggerSupport(Construct):
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         self.log_group_arns = [log_groups, f"{log_groups}:*"]
+        # Per-trigger dead-letter queues ``<prefix><id>-dlq`` (trigger_naming.py).
+        self.trigger_queue_arns = stack.format_arn(service="sqs", resource=f"{function_prefix}*")
+        # Webhook signing secrets ``octopus/triggers/<stage>/<id>`` (+ the 6 random characters
+        # Secrets Manager appends, covered by the trailing "*").
+        self.secret_arns = stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{secret_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        through_sqs = {"StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}}
         self.boundary = iam.ManagedPolicy(
             self,
             "Boundary",
@@ -105,7 +120,12 @@ class TriggerSupport(Construct):
                 iam.PolicyStatement(
                     sid="DeadLetters",
                     actions=["sqs:SendMessage"],
-                    resources=[self.dead_letter_queue.queue_arn],
+                    resources=[self.dead_letter_queue.queue_arn, self.trigger_queue_arns],
+                ),
+                iam.PolicyStatement(
+                    sid="WebhookSecrets",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[self.secret_arns],
                 ),
                 iam.PolicyStatement(
                     sid="DeadLetterEncryption",
@@ -228,9 +248,63 @@ class TriggerSupport(Construct):
                     ],
                 ),
                 iam.PolicyStatement(
-                    sid="ReadTriggerLogs",
-                    actions=["logs:FilterLogEvents", "logs:GetLogEvents"],
+                    sid="TriggerLogGroups",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:PutRetentionPolicy",
+                        "logs:TagResource",
+                        "logs:TagLogGroup",
+                        "logs:DeleteLogGroup",
+                        # The dead-letter archive is written by the API (drain).
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:FilterLogEvents",
+                        "logs:GetLogEvents",
+                    ],
                     resources=self.log_group_arns,
+                ),
+                iam.PolicyStatement(
+                    sid="TriggerOnFailureDestinations",
+                    actions=["lambda:PutFunctionEventInvokeConfig"],
+                    resources=[function_arns],
+                ),
+                iam.PolicyStatement(
+                    sid="TriggerDeadLetterQueues",
+                    actions=[
+                        "sqs:CreateQueue",
+                        "sqs:DeleteQueue",
+                        "sqs:GetQueueUrl",
+                        "sqs:GetQueueAttributes",
+                        "sqs:TagQueue",
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                    ],
+                    resources=[self.trigger_queue_arns],
+                ),
+                # The shared queue's KmsMasterKeyId is looked up once and reused per trigger.
+                iam.PolicyStatement(
+                    sid="SharedDeadLetterQueueLookup",
+                    actions=["sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                    resources=[self.dead_letter_queue.queue_arn],
+                ),
+                # SSE-KMS with this key on the per-trigger queues: creating them, and
+                # receiving (draining) their messages, goes through SQS.
+                iam.PolicyStatement(
+                    sid="DeadLetterQueueKey",
+                    actions=["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+                    resources=[self.key.key_arn],
+                    conditions=through_sqs,
+                ),
+                iam.PolicyStatement(
+                    sid="WebhookSecrets",
+                    actions=[
+                        "secretsmanager:CreateSecret",
+                        "secretsmanager:PutSecretValue",
+                        "secretsmanager:DeleteSecret",
+                        "secretsmanager:TagResource",
+                        "secretsmanager:DescribeSecret",
+                    ],
+                    resources=[self.secret_arns],
                 ),
             ],
         )

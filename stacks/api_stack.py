@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from fabric_constructs.api_permissions import ClientSessionRole, api_statements
+from fabric_constructs.api_permissions import ClientSessionRole, ClientUserBoundary, api_statements
 from fabric_constructs.encryption import FabricKey
 from fabric_constructs.fabric_function import FabricFunction
 from fabric_constructs.kafka_arns import KafkaArns
@@ -20,6 +21,18 @@ from stacks.config import StageConfig
 
 API_HANDLER = "runtime.handlers.api.handler"
 AUTHORIZER_HANDLER = "runtime.handlers.authorizer.handler"
+USER_BOUNDARY_ENV_VAR = "OCTOPUS_USER_BOUNDARY_ARN"
+
+
+@jsii.implements(cdk.IStableStringProducer)
+class _SessionRoleArn:
+    """The client session role's ARN, read once the role exists."""
+
+    def __init__(self, stack: ApiStack) -> None:
+        self._stack = stack
+
+    def produce(self) -> str:
+        return self._stack.session_role.role.role_arn
 
 
 class ApiStack(cdk.Stack):
@@ -87,7 +100,15 @@ class ApiStack(cdk.Stack):
             ],
             **function_props,  # type: ignore[arg-type]
         )
-        settings = config.runtime_settings(**deployed)
+        # The session role trusts the API role, so it is made after the function; its ARN
+        # reaches the settings lazily (no cycle: role <- session role <- function).
+        settings = config.runtime_settings(
+            **deployed,
+            client_session_role_arn=cdk.Lazy.string(_SessionRoleArn(self)),
+        )
+        # The IAM adapter does not set a boundary on CreateUser yet; the ARN is handed over
+        # so it can, and then iam:PermissionsBoundary can be required on iam:CreateUser.
+        self.user_boundary = ClientUserBoundary(self, "ClientUserBoundary", kafka=kafka)
         self.api_function = FabricFunction(
             self,
             "ApiFunction",
@@ -95,6 +116,7 @@ class ApiStack(cdk.Stack):
             description="Octopus: REST API",
             memory_mb=config.api.function_memory_mb,
             settings=settings,
+            environment={USER_BOUNDARY_ENV_VAR: self.user_boundary.policy.managed_policy_arn},
             **function_props,  # type: ignore[arg-type]
         )
         self.session_role = ClientSessionRole(
@@ -144,3 +166,6 @@ class ApiStack(cdk.Stack):
             self, "ApiUrl", value=self.rest.api.url, description="Base URL of the fabric API"
         )
         cdk.CfnOutput(self, "ClientSessionRoleArn", value=self.session_role.role.role_arn)
+        cdk.CfnOutput(
+            self, "ClientUserBoundaryArn", value=self.user_boundary.policy.managed_policy_arn
+        )

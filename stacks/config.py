@@ -326,6 +326,11 @@ class StageConfig(_Block):
         return self.cluster.name or f"octopus-{self.stage}"
 
     @property
+    def trigger_secret_prefix(self) -> str:
+        """Where the API stores webhook signing secrets (runtime trigger_naming.secret_prefix)."""
+        return f"octopus/triggers/{self.stage}/"
+
+    @property
     def retain(self) -> bool:
         return self.removal_policy == "retain"
 

@@ -48,6 +48,7 @@ def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
         kafka=cluster.kafka,
         function_prefix=f"octopus-trigger-{config.stage}-",
         role_path=f"/octopus/triggers/{config.stage}/",
+        secret_prefix=config.trigger_secret_prefix,
         retain=config.retain,
         **common,
     )

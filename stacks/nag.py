@@ -55,6 +55,8 @@ def acknowledgements(config: StageConfig) -> list[Ack]:
     kafka_topics = f"{_ARN}:kafka:{_REGIONAL}:topic/{cluster}/{uuid}/*"
     kafka_groups = f"{_ARN}:kafka:{_REGIONAL}:group/{cluster}/{uuid}/*"
     trigger_logs = f"{_ARN}:logs:{_REGIONAL}:log-group:/aws/lambda/octopus-trigger-{stage}-*"
+    trigger_queues = f"{_ARN}:sqs:{_REGIONAL}:octopus-trigger-{stage}-*"
+    trigger_secrets = f"{_ARN}:secretsmanager:{_REGIONAL}:secret:{config.trigger_secret_prefix}*"
     acks: list[Ack] = []
 
     def add(stack: str, path: str, finding: str, reason: str) -> None:
@@ -288,7 +290,35 @@ def acknowledgements(config: StageConfig) -> list[Ack]:
         _iam5(f"{trigger_logs}:*"),
         "Log streams inside the trigger log groups (stage prefix).",
     )
+    add(
+        "Triggers",
+        boundary,
+        _iam5(trigger_queues),
+        "Each trigger's own dead-letter queue (<prefix><id>-dlq) is created at run time; the "
+        "role's own policy names its one queue, the boundary caps it at the stage's prefix.",
+    )
+    add(
+        "Triggers",
+        boundary,
+        _iam5(trigger_secrets),
+        "Webhook signing secrets are created per trigger at run time under the stage's secret "
+        "prefix; each role's own policy names its one secret.",
+    )
     management = "Triggers/ManagementPolicy"
+    add(
+        "Triggers",
+        management,
+        _iam5(trigger_queues),
+        "The API creates, drains and deletes the per-trigger dead-letter queues, named with the "
+        "stage's trigger prefix (created at run time).",
+    )
+    add(
+        "Triggers",
+        management,
+        _iam5(trigger_secrets),
+        "The API stores and deletes webhook signing secrets under the stage's trigger secret "
+        "prefix (one per webhook trigger, created at run time).",
+    )
     add(
         "Triggers",
         management,
@@ -405,6 +435,20 @@ def acknowledgements(config: StageConfig) -> list[Ack]:
         "ClientSessionRole/Policy",
         _iam5(kafka_groups),
         "Upper bound of client sessions: groups of THIS cluster; narrowed per caller.",
+    )
+    add(
+        "Api",
+        "ClientUserBoundary/Policy",
+        _iam5(kafka_topics),
+        "Permissions boundary (a ceiling, grants nothing) of client IAM users: topics of THIS "
+        "cluster; each user's own policy names the topics of its grants.",
+    )
+    add(
+        "Api",
+        "ClientUserBoundary/Policy",
+        _iam5(kafka_groups),
+        "Permissions boundary of client IAM users: groups of THIS cluster; each user's own "
+        "policy names the groups of its grants.",
     )
     add(
         "Api",

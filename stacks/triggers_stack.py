@@ -18,6 +18,7 @@ class TriggersStack(cdk.Stack):
         kafka: KafkaArns,
         function_prefix: str,
         role_path: str,
+        secret_prefix: str,
         retain: bool,
         **kwargs: object,
     ) -> None:
@@ -31,6 +32,7 @@ class TriggersStack(cdk.Stack):
             ),
             function_prefix=function_prefix,
             role_path=role_path,
+            secret_prefix=secret_prefix,
             retain=retain,
         )
         cdk.CfnOutput(self, "TriggerBoundaryArn", value=self.support.boundary.managed_policy_arn)
