@@ -121,6 +121,32 @@ def test_json_round_trip_with_keys_headers_and_commit_resume(
     again.close()
 
 
+def test_commit_after_breaking_out_of_records_covers_only_what_was_seen(
+    fabric: Fabric, make_topic, namespace: str
+) -> None:
+    """records() fetches in batches; a commit must not cover the unseen rest of a batch."""
+    make_topic("frames")
+    with fabric.producer() as producer:
+        for i in range(50):
+            producer.produce_json("frames", {"i": i})
+    consumer = fabric.consumer(group="batch-readers")
+    consumer.subscribe("frames")
+    seen = []
+    for record in consumer.records(idle_timeout=20, batch_size=50):
+        seen.append(record.value["i"])
+        if len(seen) == 7:
+            break  # the batch held more than 7 records
+    consumer.commit()
+    consumer.close()
+    assert seen == list(range(7))
+
+    again = fabric.consumer(group="batch-readers")
+    again.subscribe("frames")
+    rest = [r.value["i"] for r in again.records(limit=43, idle_timeout=20)]
+    again.close()
+    assert rest == list(range(7, 50))
+
+
 def test_prefix_subscription_covers_the_subtree_only(
     fabric: Fabric, make_topic, namespace: str
 ) -> None:
