@@ -1,34 +1,55 @@
 """SSE throughput: events/s to one client and to 20 concurrent clients, next to a raw consumer.
 
-Starts a local fabric (`python -m runtime.local up --detach`: embedded broker + the web
-service under uvicorn, each its own process) in a temporary state dir, produces
-``--records`` JSON records into a topic with ``--partitions`` partitions, then reads them all
-- with a raw confluent-kafka consumer (assign + seek, no group) from this process;
-- over SSE (``from=earliest``) with one client, then with ``--clients`` clients at once.
-Clients count ``event: record`` lines (no JSON parsing) so the server is what is measured.
-Prints events/s and the ratio to the raw consumer (goal for one client: >= 0.5x).
+Starts a local fabric (`python -m runtime.local up --detach`: embedded broker, the web
+service under uvicorn and the trigger runner, each its own process) in a temporary state
+dir, produces ``--records`` JSON records (~150 B values, text keys, no headers) into a topic
+with ``--partitions`` partitions, then reads them all, from the same broker in the same run:
 
-Run: .venv/bin/python bench/sse.py [--records 100000 --partitions 3 --clients 20]
+- raw: a confluent-kafka consumer in this process (assign + seek to 0, no group), counting
+  the messages that carry no error: no decoding, no per-record work beyond ``error()``;
+- SSE: ``GET .../events?from=earliest`` over a plain socket (HTTP/1.1, chunked transfer
+  decoded by the client), counting ``event: record\\n`` lines with ``bytes.count`` in the
+  de-chunked body (no parsing of ids or JSON), stopping when every record was counted.
+  The server does all its work per record (JSON check, rendering, ids, positions).
+
+Raw and 1-client SSE alternate ``--rounds`` times; the ratio compares the best of each
+(the machine is shared, so single runs are noisy; all rounds are printed). Then
+``--clients`` SSE clients read at once (threads of this process; they spend their time in
+``recv``/``count``, which release the GIL).
+
+Goal (issue 6): SSE to one client >= 0.5x the raw consumer.
+
+Run: .venv/bin/python bench/sse.py [--records 200000 --partitions 3 --clients 20 --rounds 3]
+Server settings come from the environment (``OCTOPUS_SSE_*``, passed through to uvicorn).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import platform
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import confluent_kafka
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from runtime.local.broker import find_free_port
+from runtime.streams.settings import ENV_PREFIX, StreamSettings
 
 GOAL_ONE_CLIENT_RATIO = 0.5
 MARKER = b"event: record\n"
+_RECV_BYTES = 1 << 20
 
 
 def produce(bootstrap: str, topic: str, count: int, partitions: int) -> None:
@@ -48,6 +69,7 @@ def produce(bootstrap: str, topic: str, count: int, partitions: int) -> None:
 
 
 def raw_consumer_rate(bootstrap: str, topic: str, count: int, partitions: int) -> float:
+    started = time.perf_counter()  # like SSE: set-up included (client, assignment)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -58,7 +80,6 @@ def raw_consumer_rate(bootstrap: str, topic: str, count: int, partitions: int) -
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     seen = 0
-    started = time.perf_counter()
     while seen < count:
         for message in consumer.consume(num_messages=1000, timeout=1.0):
             if message.error() is None:
@@ -68,29 +89,99 @@ def raw_consumer_rate(bootstrap: str, topic: str, count: int, partitions: int) -
     return seen / elapsed
 
 
-def sse_client(url: str, token: str, count: int, results: list[float], errors: list[str]) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    seen = 0
-    tail = b""
-    started = time.perf_counter()
-    try:
-        with (
-            httpx.Client(timeout=60) as client,
-            client.stream("GET", url, params={"from": "earliest"}, headers=headers) as response,
-        ):
-            if response.status_code != 200:
-                errors.append(f"HTTP {response.status_code}")
-                return
-            for chunk in response.iter_raw():
-                data = tail + chunk
-                seen += data.count(MARKER)
-                tail = data[-(len(MARKER) - 1) :]
-                if seen >= count:
+class _ChunkedCounter:
+    """Decodes an HTTP/1.1 chunked body incrementally and counts MARKER in it."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.position = 0
+        self.remaining = 0  # bytes left in the current chunk
+        self.crlf_due = False  # a chunk's data ended; its CRLF follows
+        self.tail = b""  # the body's last len(MARKER) - 1 bytes
+        self.count = 0
+        self.ended = False
+
+    def feed(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while not self.ended:
+            if self.remaining:
+                end = min(len(buffer), self.position + self.remaining)
+                if end == self.position:
                     break
-    except httpx.HTTPError as exc:
+                self._count(self.position, end)
+                self.remaining -= end - self.position
+                self.position = end
+                if not self.remaining:
+                    self.crlf_due = True
+                continue
+            if self.crlf_due:
+                if len(buffer) - self.position < 2:
+                    break
+                self.position += 2
+                self.crlf_due = False
+            line_end = buffer.find(b"\r\n", self.position)
+            if line_end < 0:
+                break
+            size = int(bytes(buffer[self.position : line_end]).split(b";")[0], 16)
+            self.position = line_end + 2
+            if size == 0:
+                self.ended = True
+            self.remaining = size
+        if self.position > _RECV_BYTES:
+            del buffer[: self.position]
+            self.position = 0
+
+    def _count(self, start: int, end: int) -> None:
+        buffer, width = self.buffer, len(MARKER) - 1
+        # A marker across the previous piece's end, then the ones inside this piece.
+        self.count += (self.tail + bytes(buffer[start : min(end, start + width)])).count(MARKER)
+        self.count += buffer.count(MARKER, start, end)
+        joined = self.tail + bytes(buffer[max(start, end - width) : end])
+        self.tail = joined[-width:]
+
+
+def sse_client(url: str, token: str, count: int, results: list[float], errors: list[str]) -> None:
+    parts = urlsplit(url)
+    request = (
+        f"GET {parts.path}?from=earliest HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+    started = time.perf_counter()
+    counter = _ChunkedCounter()
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=60) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = sock.recv(65536)
+                if not data:
+                    errors.append("connection closed before the response")
+                    return
+                head += data
+            head, _, rest = head.partition(b"\r\n\r\n")
+            status_line, *header_lines = head.decode("latin-1").split("\r\n")
+            if status_line.split()[1] != "200":
+                errors.append(status_line)
+                return
+            headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+            if headers.get("transfer-encoding", "").lower() != "chunked":
+                errors.append(f"expected a chunked body, got {headers}")
+                return
+            counter.feed(rest)
+            while counter.count < count and not counter.ended:
+                data = sock.recv(_RECV_BYTES)
+                if not data:
+                    break
+                counter.feed(data)
+    except OSError as exc:
         errors.append(str(exc))
         return
-    results.append(seen / (time.perf_counter() - started))
+    if counter.count < count:
+        errors.append(f"the stream ended after {counter.count} of {count} events")
+        return
+    results.append(counter.count / (time.perf_counter() - started))
 
 
 def sse_rate(url: str, token: str, count: int, clients: int) -> tuple[float, float]:
@@ -112,12 +203,35 @@ def sse_rate(url: str, token: str, count: int, clients: int) -> tuple[float, flo
     return clients * count / elapsed, min(results)
 
 
+def _settings_lines(args: argparse.Namespace) -> list[str]:
+    def installed(name: str) -> str:
+        return "yes" if importlib.util.find_spec(name) is not None else "no"
+
+    overrides = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    stream = StreamSettings.from_env()
+    return [
+        f"records {args.records} (~150 B JSON values, text keys), partitions {args.partitions}, "
+        f"rounds {args.rounds}, clients {args.clients}",
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+        f"Python {platform.python_version()}, confluent-kafka {confluent_kafka.__version__}, "
+        f"librdkafka {confluent_kafka.libversion()[0]}",
+        "local fabric: embedded broker, uvicorn web service (--http/--loop auto: httptools "
+        f"{installed('httptools')}, uvloop {installed('uvloop')}), trigger runner; "
+        f"msgspec {installed('msgspec')}, orjson {installed('orjson')}",
+        f"stream settings: batch_records {stream.batch_records}, buffer_max_records "
+        f"{stream.buffer_max_records}, buffer_max_bytes {stream.buffer_max_bytes}, "
+        f"prefetch_kbytes {stream.prefetch_kbytes}; overrides {overrides or 'none'}",
+    ]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    settings_lines = _settings_lines(args)
 
     state = Path(tempfile.mkdtemp(prefix="octopus-bench-sse-"))
     api_port, broker_port = find_free_port(), find_free_port()
@@ -143,17 +257,23 @@ def main() -> None:
         produce(bootstrap, kafka_topic, args.records, args.partitions)
         url = f"{base}/v1/namespaces/{ns}/topics/bench.sse/events"
 
-        raw = raw_consumer_rate(bootstrap, kafka_topic, args.records, args.partitions)
-        one, _ = sse_rate(url, token, args.records, 1)
-        raw_again = raw_consumer_rate(bootstrap, kafka_topic, args.records, args.partitions)
+        raws: list[float] = []
+        ones: list[float] = []
+        for _ in range(args.rounds):
+            raws.append(raw_consumer_rate(bootstrap, kafka_topic, args.records, args.partitions))
+            ones.append(sse_rate(url, token, args.records, 1)[0])
         many, slowest = sse_rate(url, token, args.records, args.clients)
-        raw = max(raw, raw_again)
+        raw, one = max(raws), max(ones)
 
+        for line in settings_lines:
+            print(line)
+        print("rounds, events/s: raw " + ", ".join(f"{r:,.0f}" for r in raws))
+        print("                  SSE 1 client " + ", ".join(f"{r:,.0f}" for r in ones))
         print(
-            f"{args.records} records (~150 B JSON), {args.partitions} partitions; local fabric "
-            f"(uvicorn web service and embedded broker in their own processes), 2-core machine"
+            f"median ratio (SSE 1 client / raw, per round): "
+            f"{statistics.median(o / r for o, r in zip(ones, raws, strict=True)):.2f}"
         )
-        print(f"{'reader':<34}{'events/s':>12}{'ratio to raw':>14}")
+        print(f"{'reader (best round)':<34}{'events/s':>12}{'ratio to raw':>14}")
         print(f"{'raw confluent-kafka consumer':<34}{raw:>12,.0f}{1.0:>14.2f}")
         print(f"{'SSE, 1 client':<34}{one:>12,.0f}{one / raw:>14.2f}")
         print(f"{f'SSE, {args.clients} clients (total)':<34}{many:>12,.0f}{many / raw:>14.2f}")

@@ -6,13 +6,20 @@ UTF-8, else as base64; ``value_encoding`` says which ("json", "text", "base64"; 
 the value is null). Keys and header values: text, or base64 (``key_encoding`` /
 ``encoding``). A JSON value is embedded as sent (its line breaks, which JSON only allows
 as whitespace, become spaces: an SSE data line holds no line break), so it is validated
-but never re-encoded. orjson is used when installed (≈10x faster), else the stdlib.
+but never re-encoded.
+
+Validation is the costliest step per record: msgspec checks JSON syntax without building
+Python objects (≈0.2 µs for a 150-byte object, ≈4x faster than ``orjson.loads``); the
+UTF-8 check is the ``bytes.decode`` the text needs anyway. A value msgspec refuses is asked
+of the stdlib (which also accepts e.g. lone surrogate escapes), so the answer is the
+stdlib's JSON grammar. Without msgspec, orjson then the stdlib do the same job.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,13 +29,7 @@ try:
     def _dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
 
-    def _is_json(raw: bytes) -> bool:
-        try:
-            orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            # orjson refuses integers beyond 64 bits that JSON allows: ask the stdlib.
-            return _stdlib_is_json(raw)
-        return True
+    json_syntax_check: Callable[[bytes], object] = orjson.loads
 
 except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib still works
     _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -36,8 +37,30 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib sti
     def _dumps(value: Any) -> str:
         return _encoder.encode(value)
 
-    def _is_json(raw: bytes) -> bool:
-        return _stdlib_is_json(raw)
+    json_syntax_check = json.loads
+
+try:
+    import msgspec
+
+    # Decoding into ``Raw`` walks the syntax and allocates nothing per element.
+    json_syntax_check = msgspec.json.Decoder(msgspec.Raw).decode
+except ImportError:  # pragma: no cover - without msgspec orjson (or the stdlib) validates
+    pass
+
+
+def json_text_or_none(raw: bytes) -> str | None:
+    """``raw`` as text when it is one valid JSON value (UTF-8), else None.
+
+    The fast check raises ``ValueError`` (msgspec/orjson decode errors and
+    ``UnicodeDecodeError`` are ValueErrors); only then is the stdlib asked.
+    """
+    try:
+        json_syntax_check(raw)
+        return raw.decode("utf-8")
+    except ValueError:
+        if _stdlib_is_json(raw):
+            return raw.decode("utf-8")
+        return None
 
 
 _JSON_STARTS = frozenset(b'{["-0123456789tfn \t\r\n')
@@ -60,7 +83,7 @@ def _refuse(name: str) -> Any:
 _iso_cache: dict[int, str] = {}
 
 
-def _iso_json(timestamp_ms: int) -> str:
+def iso_json(timestamp_ms: int) -> str:
     """The timestamp as a JSON string (records of a batch often share their millisecond)."""
     cached = _iso_cache.get(timestamp_ms)
     if cached is None:
@@ -87,12 +110,46 @@ def value_json(raw: bytes | None) -> tuple[str, str | None]:
     """(the value as JSON text, its encoding)."""
     if raw is None:
         return "null", None
-    if _is_json(raw):
-        text = raw.decode("utf-8")
+    text = json_text_or_none(raw)
+    if text is not None:
         if "\n" in text or "\r" in text:
             text = text.replace("\r", " ").replace("\n", " ")
         return text, "json"
     return _text_or_base64(raw)
+
+
+def key_field(key: bytes | None) -> str:
+    """The ``"key":...`` members of a record's data (no leading comma)."""
+    if key is None:
+        return '"key":null'
+    try:
+        return '"key":' + _dumps(key.decode("utf-8")) + ',"key_encoding":"text"'
+    except UnicodeDecodeError:
+        return '"key":"' + base64.b64encode(key).decode("ascii") + '","key_encoding":"base64"'
+
+
+def value_field(value: bytes | None) -> str:
+    """The ``"value":...`` members of a record's data (no leading comma)."""
+    if value is None:
+        return '"value":null'
+    text, encoding = value_json(value)
+    return f'"value":{text},"value_encoding":"{encoding}"'
+
+
+def headers_json(headers: list[tuple[str, bytes | None]] | None) -> str:
+    if not headers:
+        return "[]"
+    listed = []
+    for name, raw in headers:
+        if raw is None:
+            listed.append({"name": name, "value": None, "encoding": None})
+            continue
+        try:
+            listed.append({"name": name, "value": raw.decode("utf-8"), "encoding": "text"})
+        except UnicodeDecodeError:
+            encoded = base64.b64encode(raw).decode("ascii")
+            listed.append({"name": name, "value": encoded, "encoding": "base64"})
+    return _dumps(listed)
 
 
 def record_json(
@@ -104,43 +161,15 @@ def record_json(
     value: bytes | None,
     headers: list[tuple[str, bytes | None]] | None,
 ) -> str:
-    """The ``data`` of one record event; ``topic_json`` is the topic as a JSON string."""
-    value_text, value_encoding = value_json(value)
-    parts = [
-        '{"topic":',
-        topic_json,
-        ',"partition":',
-        str(partition),
-        ',"offset":',
-        str(offset),
-        ',"timestamp":',
-        _iso_json(timestamp_ms),
-        ',"timestamp_ms":',
-        str(timestamp_ms),
-    ]
-    if key is None:
-        parts.append(',"key":null')
-    else:
-        key_text, key_encoding = _text_or_base64(key)
-        parts += [',"key":', key_text, ',"key_encoding":"', key_encoding, '"']
-    parts += [',"value":', value_text]
-    if value_encoding is not None:
-        parts += [',"value_encoding":"', value_encoding, '"']
-    if headers:
-        listed = []
-        for name, raw in headers:
-            if raw is None:
-                listed.append({"name": name, "value": None, "encoding": None})
-                continue
-            try:
-                listed.append({"name": name, "value": raw.decode("utf-8"), "encoding": "text"})
-            except UnicodeDecodeError:
-                encoded = base64.b64encode(raw).decode("ascii")
-                listed.append({"name": name, "value": encoded, "encoding": "base64"})
-        parts += [',"headers":', _dumps(listed), "}"]
-    else:
-        parts.append(',"headers":[]}')
-    return "".join(parts)
+    """The ``data`` of one record event; ``topic_json`` is the topic as a JSON string.
+
+    :class:`runtime.streams.render.Renderer` inlines the same text for speed (a test
+    holds the two equal)."""
+    return (
+        f'{{"topic":{topic_json},"partition":{partition},"offset":{offset},'
+        f'"timestamp":{iso_json(timestamp_ms)},"timestamp_ms":{timestamp_ms},'
+        f'{key_field(key)},{value_field(value)},"headers":{headers_json(headers)}}}'
+    )
 
 
 def json_string(text: str) -> str:

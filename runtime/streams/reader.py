@@ -148,39 +148,51 @@ class LogReader:
     def _loop(self, consumer: Consumer) -> None:
         settings = self._settings
         filtering = bool(self._filters.patterns)
-        prefix_len = self._prefix_len
+        renderer = self._renderer
         while not self._stop.is_set():
             self._apply_commands(consumer)
             messages = consumer.consume(num_messages=settings.batch_records, timeout=0.2)
             if not messages:
                 continue
-            records: list[Message] = []
-            last: dict[tuple[str | None, int | None], int] = {}
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.code() in _IGNORED_ERRORS:
-                        continue
-                    if error.fatal() or (
-                        not error.retriable() and error.code() not in _TRANSIENT_ERRORS
-                    ):
-                        raise KafkaException(error)
-                    continue
-                last[(message.topic(), message.partition())] = message.offset() or 0
-                if filtering and not self._filters.matches(self._filter_view(message)):
-                    continue
-                records.append(message)
-            if not last:
-                continue
             advanced: PositionMap = {}
-            for (kafka_topic, partition), offset in last.items():
-                topic = (kafka_topic or "")[prefix_len:]
-                advanced.setdefault(topic, {})[partition or 0] = offset + 1
-            renderer = self._renderer
-            body = renderer.render(records, advanced).encode("utf-8")
-            batch = Batch(body, len(records), renderer.snapshot(), renderer.last)
+            if filtering:
+                messages, advanced = self._filtered(messages)
+            # Without a filter every record is rendered: the renderer moves the positions
+            # itself and reports error events instead of a second pass over the batch.
+            rendered = renderer.render(messages, advanced)
+            for error in rendered.errors:
+                self._check_error(error)
+            if not rendered.count and not advanced:
+                continue
+            batch = Batch(rendered.body, rendered.count, renderer.snapshot(), renderer.last)
             if not self._buffer.put(batch, settings.slow_consumer_seconds):
                 return  # overflowed (slow client) or closed: the response side ends
+
+    @staticmethod
+    def _check_error(error: KafkaError) -> None:
+        if error.code() in _IGNORED_ERRORS:
+            return
+        if error.fatal() or (not error.retriable() and error.code() not in _TRANSIENT_ERRORS):
+            raise KafkaException(error)
+
+    def _filtered(self, messages: list[Message]) -> tuple[list[Message], PositionMap]:
+        """The records the filter keeps, and the positions past every record read (the
+        dropped ones too, so a resume id skips them)."""
+        records: list[Message] = []
+        last: dict[tuple[str | None, int | None], int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._check_error(error)
+                continue
+            last[(message.topic(), message.partition())] = message.offset() or 0
+            if self._filters.matches(self._filter_view(message)):
+                records.append(message)
+        advanced: PositionMap = {}
+        for (kafka_topic, partition), offset in last.items():
+            topic = (kafka_topic or "")[self._prefix_len :]
+            advanced.setdefault(topic, {})[partition or 0] = offset + 1
+        return records, advanced
 
     @staticmethod
     def _filter_view(message: Message) -> KafkaRecord:

@@ -1,0 +1,126 @@
+"""The renderer's inlined hot path against the reference encoding (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+
+from confluent_kafka import KafkaError, Message
+
+from runtime.streams.encoding import json_string, record_json, value_json
+from runtime.streams.positions import parse_single_topic_id
+from runtime.streams.render import Renderer, message_headers
+
+TS = 1_893_456_000_123
+
+
+def _message(
+    partition: int,
+    offset: int,
+    value: bytes | None,
+    key: bytes | None = None,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+    timestamp: int = TS,
+) -> Message:
+    return Message(
+        topic="ns1.beam.det1",
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=headers,
+        timestamp=(1, timestamp),
+    )
+
+
+def _events(body: bytes) -> list[tuple[str, str, str]]:
+    """(id, event, data) of every event in an SSE body."""
+    found = []
+    for block in body.decode().split("\n\n"):
+        if not block:
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        found.append((fields["id"], fields["event"], fields["data"]))
+    return found
+
+
+VALUES: list[tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]] = [
+    (b'{"frame": 1, "pad": "x"}', b"k1", None),
+    (b'{"a":\r\n 1}', None, None),  # line breaks in JSON become spaces
+    (b"12345678901234567890123456789", b"\x00\xff", None),  # big int; binary key
+    (b"NaN", b'quote"key', None),  # not JSON -> text; a key that needs escaping
+    (b"plain text \xc3\xa9", "é".encode(), [("h", b"v"), ("b", b"\xff"), ("n", None)]),
+    (b'"\xff"', None, None),  # JSON syntax, but not UTF-8 -> base64
+    (b'"\\ud800"', None, None),  # lone surrogate escape: valid JSON grammar
+    (b"\xff\xfe", None, None),  # binary
+    (None, b"k", None),  # tombstone
+    (b"", None, None),  # empty -> text
+    (b"[1] x", None, None),  # trailing garbage -> text
+    (b"  {}  ", None, None),  # surrounding whitespace is JSON
+]
+
+
+def test_rendered_events_equal_the_reference_encoding_and_ids_resume() -> None:
+    renderer = Renderer("ns1", "beam.det1", {"beam.det1": {0: 0, 1: 5, 2: 0}}, lambda _: 3)
+    # Runs of one partition, then a switch, like consume() returns them.
+    plan = [(1, 5), (1, 6), (0, 0), (0, 1), (0, 2), (2, 0), (1, 7), (1, 8), (0, 3)]
+    plan += [(2, 1), (2, 2), (2, 3)]
+    messages = [_message(p, o, *VALUES[i % len(VALUES)]) for i, (p, o) in enumerate(plan)]
+    rendered = renderer.render(messages, {})
+    assert rendered.count == len(messages) and not rendered.errors
+    events = _events(rendered.body)
+    assert len(events) == len(messages)
+    expected_next = {0: 0, 1: 5, 2: 0}
+    for message, (event_id, event, data) in zip(messages, events, strict=True):
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        expected_next[partition] = offset + 1
+        assert event == "record"
+        vector = ",".join(str(expected_next[p]) for p in range(3))
+        assert event_id == f"beam.det1/{partition}/{offset};{vector}"
+        assert parse_single_topic_id(event_id).positions() == expected_next
+        reference = record_json(
+            json_string("beam.det1"),
+            partition,
+            offset,
+            TS,
+            message.key(),
+            message.value(),
+            message_headers(message),
+        )
+        assert data == reference
+        parsed = json.loads(data)
+        if message.value() is not None:
+            assert value_json(message.value())[1] == parsed["value_encoding"]
+    assert renderer.positions["beam.det1"] == expected_next
+    assert renderer.last == ("beam.det1", 2, 3)
+
+
+def test_error_events_are_reported_not_rendered() -> None:
+    renderer = Renderer("ns1", "beam.det1", {"beam.det1": {0: 0}}, lambda _: 1)
+    failed = Message(topic="ns1.beam.det1", partition=0, error=KafkaError(KafkaError._TRANSPORT))
+    rendered = renderer.render([_message(0, 0, b"1"), failed, _message(0, 1, b"2")], {})
+    assert rendered.count == 2
+    assert [e.code() for e in rendered.errors] == [KafkaError._TRANSPORT]
+    assert renderer.positions["beam.det1"] == {0: 2}
+
+
+def test_filtered_records_move_positions_without_events() -> None:
+    renderer = Renderer("ns1", "beam.det1", {"beam.det1": {0: 0, 1: 0}}, lambda _: 2)
+    rendered = renderer.render([], {"beam.det1": {1: 40}})
+    assert rendered.count == 0 and rendered.body == b""
+    assert renderer.positions["beam.det1"] == {0: 0, 1: 40}
+    body = renderer.render([_message(0, 3, b"{}")], {}).body
+    assert _events(body)[0][0] == "beam.det1/0/3;4,40"
+
+
+def test_json_values_with_the_json_check() -> None:
+    # Every value the renderer marks "json" is JSON to the stdlib too.
+    for raw, _key, _headers in VALUES:
+        if raw is None:
+            continue
+        _text, encoding = value_json(raw)
+        if encoding == "json":
+            json.loads(raw.decode())
+        else:
+            assert encoding in ("text", "base64")
+    assert value_json(b'"\xff"')[1] == "base64"
