@@ -65,8 +65,8 @@ def build_record_writer(settings: RuntimeSettings, registry: Registry) -> Record
         namespace, _, topic = kafka_name.partition(".")
         return registry.get_topic(namespace, topic) is not None
 
-    producer = RecordProducer(kafka_client_config(settings, "producer"), topic_exists=known)
-    return KafkaRecordWriter(producer)
+    config = kafka_client_config(settings, "producer")
+    return KafkaRecordWriter(lambda: RecordProducer(config, topic_exists=known))
 
 
 def build_credentials(settings: RuntimeSettings) -> CredentialIssuer:

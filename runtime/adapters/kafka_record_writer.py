@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from runtime.adapters.kafka_errors import BrokerUnavailable, TopicNotFound
 from runtime.adapters.kafka_records import OutgoingRecord, RecordProducer
 from runtime.domain.ports import OutboundRecord, WriteOutcome
 
 
 class KafkaRecordWriter:
-    def __init__(self, producer: RecordProducer) -> None:
-        self._producer = producer
+    """Writes through one shared producer, made on first use (a cold start that only
+    serves registry routes never connects to the broker)."""
+
+    def __init__(self, producer: RecordProducer | Callable[[], RecordProducer]) -> None:
+        self._producer: RecordProducer | None = None
+        self._factory: Callable[[], RecordProducer] | None = None
+        if isinstance(producer, RecordProducer):
+            self._producer = producer
+        else:
+            self._factory = producer
+        self._lock = threading.Lock()
+
+    def _get(self) -> RecordProducer:
+        if self._producer is None:
+            with self._lock:
+                if self._producer is None:
+                    assert self._factory is not None
+                    self._producer = self._factory()
+        return self._producer
 
     def write(self, topic: str, records: list[OutboundRecord]) -> list[WriteOutcome]:
         outgoing = [
@@ -22,7 +42,7 @@ class KafkaRecordWriter:
             )
             for r in records
         ]
-        outcomes = self._producer.produce_batch(topic, outgoing)
+        outcomes = self._get().produce_batch(topic, outgoing)
         results: list[WriteOutcome] = []
         for outcome in outcomes:
             if outcome.delivered is not None:
@@ -44,4 +64,5 @@ class KafkaRecordWriter:
         return results
 
     def close(self) -> None:
-        self._producer.close()
+        if self._producer is not None:
+            self._producer.close()

@@ -9,7 +9,6 @@ deleted directly on the cluster).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 from typing import Literal
 
@@ -20,9 +19,7 @@ from runtime.domain.errors import FabricError, Forbidden
 from runtime.domain.identities import IdentityService
 from runtime.domain.models import Topic, TopicState
 from runtime.domain.ports import Principal
-
-# A lifecycle step younger than this may still be running: leave it alone.
-IN_FLIGHT_GRACE = timedelta(seconds=60)
+from runtime.domain.topics import IN_FLIGHT_GRACE
 
 DriftKind = Literal[
     "missing_on_broker",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import TypeVar
 
 from runtime.domain.access import require_owner, require_topic_access, topic_access
@@ -31,6 +32,9 @@ from runtime.domain.names import validate_prefix, validate_topic
 from runtime.domain.ports import Principal
 
 T = TypeVar("T")
+
+# A lifecycle step younger than this may still be running (see reconcile).
+IN_FLIGHT_GRACE = timedelta(seconds=60)
 
 # Kafka deletes topics asynchronously: a create right after a delete can find
 # the old topic still there. Retry for this long before giving up.
@@ -118,8 +122,8 @@ class TopicService:
         )
         try:
             self._create_on_broker(topic)
-        except BaseException:
-            self._deps.registry.delete_topic(namespace, name)
+        except FabricError:
+            self._abandon_create(topic)
             raise
         return self._set_state(topic, TopicState.ACTIVE)
 
@@ -221,14 +225,22 @@ class TopicService:
         return topic
 
     def _delete(self, topic: Topic) -> None:
-        if topic.state is TopicState.CREATING:
+        """Claim the topic (ACTIVE -> DELETING, a versioned write), then delete it.
+
+        Exactly one caller wins the claim. A topic left DELETING by a delete that
+        stopped half-way is claimed again only once that delete is surely dead
+        (older than the in-flight grace): two deleters of one incarnation could
+        otherwise delete a topic created again in between.
+        """
+        in_flight = self._deps.clock() - topic.updated_at < IN_FLIGHT_GRACE
+        if topic.state is TopicState.CREATING or (topic.state is TopicState.DELETING and in_flight):
             raise Conflict(
-                f"topic {topic.namespace}/{topic.name} is being created; try again in a moment",
+                f"topic {topic.namespace}/{topic.name} is being "
+                f"{'created' if topic.state is TopicState.CREATING else 'deleted'}; "
+                "try again in a moment",
                 details={"state": topic.state.value},
             )
-        if topic.state is TopicState.ACTIVE:
-            topic = self._set_state(topic, TopicState.DELETING)
-        # DELETING: a previous delete stopped half-way; finish it.
+        topic = self._set_state(topic, TopicState.DELETING)
         self._deps.broker.delete_topic(topic.kafka_name)
         removed = self._deps.registry.delete_topic(topic.namespace, topic.name)
         self._after_grant_change({g.grantee for g in removed})
@@ -238,6 +250,20 @@ class TopicService:
     def _after_grant_change(self, grantees: set[str]) -> None:
         for grantee in sorted(grantees):
             self._identities.sync(grantee)
+
+    def _abandon_create(self, topic: Topic) -> None:
+        """Undo a create whose broker step failed.
+
+        The broker may have created the topic even though the call failed (a timeout
+        after the work was done), so the broker topic is removed before the name is
+        released. If that fails too, the topic stays CREATING: visible, and repaired
+        by reconcile, never an orphan.
+        """
+        try:
+            self._deps.broker.delete_topic(topic.kafka_name)
+        except FabricError:
+            return
+        self._deps.registry.delete_topic(topic.namespace, topic.name)
 
     def _set_state(self, topic: Topic, state: TopicState) -> Topic:
         return self._deps.registry.update_topic(

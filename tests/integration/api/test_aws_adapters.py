@@ -245,3 +245,4 @@ def test_the_lambda_entry_point_builds_from_its_environment(aws_env: None, monke
     me = module.handler(api_gateway_event("GET", "/v1/me", sub, None, None), LambdaContext())
     assert me["statusCode"] == 200, me
     assert json.loads(me["body"])["sub"] == sub
+    module._app.state.container.close()
