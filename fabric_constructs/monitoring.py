@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_elasticloadbalancingv2 as cw_elb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -15,6 +16,8 @@ from constructs import Construct
 
 from fabric_constructs.encryption import FabricKey
 from fabric_constructs.rest_api import AUTHORIZER_DENIALS_METRIC
+from fabric_constructs.storage_bridge import StorageEventBridge
+from fabric_constructs.stream_service import StreamService
 
 PERIOD = cdk.Duration.minutes(5)
 
@@ -47,6 +50,8 @@ class FabricMonitoring(Construct):
         trigger_function_prefix: str,
         alarm_email: str | None,
         retain: bool,
+        stream_service: StreamService | None = None,
+        storage_bridge: StorageEventBridge | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         key = FabricKey(self, "TopicKey", purpose="alarm notifications", retain=retain)
@@ -219,5 +224,100 @@ class FabricMonitoring(Construct):
                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 )
             )
+        if stream_service is not None:
+            alarms += self._stream_service(dashboard, stream_service)
+        if storage_bridge is not None:
+            alarms += self._storage_bridge(dashboard, storage_bridge)
         for alarm in alarms:
             alarm.add_alarm_action(action)
+
+    def _stream_service(self, dashboard: cw.Dashboard, service: StreamService) -> list[cw.Alarm]:
+        """The SSE service: 5xx (ALB and targets), time to first byte, healthy tasks."""
+        alb = service.load_balancer.metrics
+        targets = service.target_group.metrics
+        elb_5xx = alb.http_code_elb(cw_elb.HttpCodeElb.ELB_5XX_COUNT, period=PERIOD)
+        target_5xx = alb.http_code_target(cw_elb.HttpCodeTarget.TARGET_5XX_COUNT, period=PERIOD)
+        response_p99 = targets.target_response_time(period=PERIOD, statistic="p99")
+        healthy = targets.healthy_host_count(period=cdk.Duration.minutes(1), statistic="Minimum")
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Event streams 5xx", left=[elb_5xx, target_5xx], width=8),
+            cw.GraphWidget(
+                title="Event streams response time",
+                left=[targets.target_response_time(period=PERIOD, statistic="p50"), response_p99],
+                width=8,
+            ),
+            cw.GraphWidget(title="Event streams healthy tasks", left=[healthy], width=8),
+        )
+        return [
+            cw.Alarm(
+                self,
+                "StreamsServerErrors",
+                alarm_description="The event-stream ALB or its tasks answered 5xx",
+                metric=cw.MathExpression(
+                    expression="FILL(elb, 0) + FILL(target, 0)",
+                    using_metrics={"elb": elb_5xx, "target": target_5xx},
+                    period=PERIOD,
+                    label="5xx",
+                ),
+                threshold=5,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "StreamsResponseTime",
+                alarm_description="Event-stream p99 time to first byte above 5 s",
+                metric=response_p99,
+                threshold=5,
+                evaluation_periods=3,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "StreamsNoHealthyTask",
+                alarm_description="No healthy event-stream task behind the ALB",
+                metric=healthy,
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=3,
+                treat_missing_data=cw.TreatMissingData.BREACHING,
+            ),
+        ]
+
+    def _storage_bridge(
+        self, dashboard: cw.Dashboard, bridge: StorageEventBridge
+    ) -> list[cw.Alarm]:
+        """The S3 bridge: errors, and notifications given up on (its dead-letter queue)."""
+        errors = bridge.function.function.metric_errors(period=PERIOD, statistic="Sum")
+        invocations = bridge.function.function.metric_invocations(period=PERIOD, statistic="Sum")
+        dead = bridge.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=PERIOD, statistic="Maximum"
+        )
+        backlog = bridge.queue.metric_approximate_age_of_oldest_message(
+            period=PERIOD, statistic="Maximum"
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Storage bridge", left=[invocations, errors], width=8),
+            cw.GraphWidget(title="Storage events backlog age (s)", left=[backlog], width=8),
+            cw.GraphWidget(title="Storage events dead letters", left=[dead], width=8),
+        )
+        return [
+            cw.Alarm(
+                self,
+                "StorageBridgeErrors",
+                alarm_description="The storage bridge failed (events are retried from its queue)",
+                metric=errors,
+                threshold=1,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "StorageEventDeadLetters",
+                alarm_description="Storage notifications failed 5 times and were dead-lettered",
+                metric=dead,
+                threshold=1,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+        ]

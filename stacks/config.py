@@ -36,6 +36,7 @@ ENHANCED_MONITORING = ("DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOP
 _GLOBUS_CLIENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_KAFKA_TOPIC = re.compile(r"^[a-z0-9][a-z0-9-]*\.[A-Za-z0-9._-]{1,200}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 
 
@@ -225,6 +226,117 @@ class ApiConfig(_Block):
         return self
 
 
+_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+# Fargate's valid CPU units and, for each, the memory (MiB) it accepts.
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+STORAGE_EVENT_KINDS = ("created", "removed", "restored", "tagging")
+
+
+def _check_cidrs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for cidr in value:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as error:
+            raise ValueError(f"{cidr!r} is not a network in CIDR form (a.b.c.d/n)") from error
+    return value
+
+
+class EventsConfig(_Block):
+    """The event-stream (SSE) service: ECS Fargate behind an HTTPS-only ALB."""
+
+    enabled: bool = False
+    # ACM certificate (same region) for the HTTPS listener; imported by ARN (no lookup).
+    certificate_arn: str | None = None
+    desired_count: int = Field(default=2, ge=1, le=100)
+    cpu: int = 512
+    memory_mib: int = 1024
+    # Above the SSE heartbeat (15 s): an idle stream is never cut by the ALB.
+    idle_timeout_seconds: int = Field(default=300, ge=60, le=4000)
+    # Networks allowed to reach the ALB (443, and 80 which only redirects).
+    allowed_cidrs: tuple[str, ...] = ()
+    # Base image the runtime bundle runs on (see docs/infrastructure.md); pin a digest in prod.
+    base_image: str = Field(
+        default="public.ecr.aws/lambda/python:3.14",
+        pattern=r"^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$",
+    )
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str | None) -> str | None:
+        if value is not None and not _CERTIFICATE_ARN.match(value):
+            raise ValueError(
+                "must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)"
+            )
+        return value
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_cidrs(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventsConfig:
+        if self.cpu not in FARGATE_MEMORY:
+            raise KeyProblem(
+                "cpu", self.cpu, f"must be one of Fargate's CPU sizes {sorted(FARGATE_MEMORY)}"
+            )
+        if self.memory_mib not in FARGATE_MEMORY[self.cpu]:
+            low, high = FARGATE_MEMORY[self.cpu][0], FARGATE_MEMORY[self.cpu][-1]
+            raise KeyProblem(
+                "memory_mib",
+                self.memory_mib,
+                f"Fargate with cpu {self.cpu} takes {low}-{high} MiB "
+                "(steps of 1024; 512, 1024, 2048 at cpu 256)",
+            )
+        if self.enabled and self.certificate_arn is None:
+            raise KeyProblem(
+                "certificate_arn", None, "events.enabled needs an ACM certificate ARN for HTTPS"
+            )
+        if self.enabled and not self.allowed_cidrs:
+            raise KeyProblem(
+                "allowed_cidrs",
+                [],
+                "events.enabled needs at least one CIDR allowed to reach the ALB "
+                "(0.0.0.0/0 opens it to the internet; every stream still needs a token)",
+            )
+        return self
+
+
+class StorageEventRoute(_Block):
+    """Object changes of one (existing) bucket, optionally under a key prefix, to one topic."""
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    # The Kafka topic name: ``<namespace>.<topic>`` (the topic must exist).
+    topic: str
+    prefix: str = Field(default="", max_length=1024)
+    events: tuple[Literal[STORAGE_EVENT_KINDS], ...] = ("created", "removed")  # type: ignore[valid-type]
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _KAFKA_TOPIC.match(value):
+            raise ValueError(
+                "must be a Kafka topic name '<namespace>.<topic>' (letters, digits, '.', '_', "
+                "'-'; the namespace lower-case, no dots)"
+            )
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(f"name at least one of {list(STORAGE_EVENT_KINDS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("lists an event kind twice")
+        return value
+
+
 class LoggingConfig(_Block):
     retention_days: int = 90
 
@@ -265,6 +377,9 @@ class StageConfig(_Block):
     quotas: Quotas = Quotas()
     trigger_limits: TriggerLimits = TriggerLimits()
     topics: TopicDefaults = TopicDefaults()
+    events: EventsConfig = EventsConfig()
+    # S3 object changes to topics (CloudEvents), through the bridge function.
+    storage_events: tuple[StorageEventRoute, ...] = ()
     # Globus identity ids (sub) with the fabric's admin role.
     admins: tuple[str, ...] = ()
     # retain: tables, keys, log groups survive `cdk destroy` (and tables get deletion protection).
@@ -306,6 +421,24 @@ class StageConfig(_Block):
                 "an existing VPC is looked up at synth time: set account and region too "
                 "(and commit the lookup in cdk.context.json)",
             )
+        for index, route in enumerate(self.storage_events):
+            for other in self.storage_events[:index]:
+                overlap = set(route.events) & set(other.events)
+                if (
+                    route.bucket == other.bucket
+                    and overlap
+                    and (
+                        route.prefix.startswith(other.prefix)
+                        or other.prefix.startswith(route.prefix)
+                    )
+                ):
+                    raise KeyProblem(
+                        f"storage_events.{index}.prefix",
+                        route.prefix,
+                        f"overlaps prefix {other.prefix!r} of another route of bucket "
+                        f"{route.bucket!r} for {sorted(overlap)}: S3 refuses overlapping "
+                        "notifications",
+                    )
         if (
             cluster.mode == "provisioned"
             and network.vpc_id is None

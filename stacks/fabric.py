@@ -10,10 +10,12 @@ from constructs import Construct
 from stacks.api_stack import ApiStack
 from stacks.cluster_stack import ClusterStack
 from stacks.config import StageConfig
+from stacks.events_stack import EventsStack
 from stacks.nag import acknowledge_findings
 from stacks.network_stack import NetworkStack
 from stacks.observability_stack import ObservabilityStack
 from stacks.state_stack import StateStack
+from stacks.storage_stack import StorageStack
 from stacks.triggers_stack import TriggersStack
 
 
@@ -25,10 +27,17 @@ class Fabric:
     triggers: TriggersStack
     api: ApiStack
     observability: ObservabilityStack
+    # Present only when configured (events.enabled, storage_events).
+    events: EventsStack | None = None
+    storage: StorageStack | None = None
 
     @property
     def stacks(self) -> list[cdk.Stack]:
-        return [self.network, self.cluster, self.state, self.triggers, self.api, self.observability]
+        optional = [stack for stack in (self.events, self.storage) if stack is not None]
+        return [
+            self.network, self.cluster, self.state, self.triggers, self.api, *optional,
+            self.observability,
+        ]  # fmt: skip
 
 
 def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
@@ -64,6 +73,32 @@ def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
         triggers=triggers.support,
         **common,
     )
+    events = None
+    if config.events.enabled:
+        events = EventsStack(
+            scope,
+            name("Events"),
+            config=config,
+            network=network.network,
+            kafka=cluster.kafka,
+            bootstrap_servers=cluster.client_bootstrap_servers,
+            internal_bootstrap_servers=cluster.brokers.private,
+            registry=state.registry,
+            code=triggers.support.template,
+            **common,
+        )
+    storage = None
+    if config.storage_events:
+        storage = StorageStack(
+            scope,
+            name("Storage"),
+            config=config,
+            network=network.network,
+            kafka=cluster.kafka,
+            bootstrap_servers=cluster.client_bootstrap_servers,
+            internal_bootstrap_servers=cluster.brokers.private,
+            **common,
+        )
     observability = ObservabilityStack(
         scope,
         name("Observability"),
@@ -74,9 +109,11 @@ def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
         dead_letter_queue=triggers.support.dead_letter_queue,
         metrics_namespace=api.metrics_namespace,
         trigger_function_prefix=triggers.support.function_prefix,
+        stream_service=events.service if events is not None else None,
+        storage_bridge=storage.bridge if storage is not None else None,
         **common,
     )
-    fabric = Fabric(network, cluster, state, triggers, api, observability)
+    fabric = Fabric(network, cluster, state, triggers, api, observability, events, storage)
     for stack in fabric.stacks:
         cdk.Tags.of(stack).add("project", "octopus-event-fabric")
         cdk.Tags.of(stack).add("stage", config.stage)

@@ -8,12 +8,11 @@ nag test (tests/infra) and ``npx cdk synth -c nag=true``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
-from constructs import IConstruct
+from constructs import IConstruct, Node
 
 from stacks.config import StageConfig
 
@@ -30,6 +29,9 @@ _REGIONAL = "<AWS::Region>:<AWS::AccountId>"
 
 
 def nag_packs() -> list[object]:
+    # Imported here: loading cdk-nag into jsii costs ~0.2-0.6 s, paid only when nag runs.
+    from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
+
     return [AwsSolutionsChecks(), ServerlessChecks(), NIST80053R5Checks()]
 
 
@@ -499,29 +501,201 @@ def acknowledgements(config: StageConfig) -> list[Ack]:
             "Callers are Globus Auth identities: a Lambda token authorizer introspects the "
             "Globus token (Cognito is not the identity provider of this fabric).",
         )
+    if config.events.enabled:
+        _events_acks(add, config, kafka_topics)
+    if config.storage_events:
+        _storage_acks(add, config)
     return acks
+
+
+def _events_acks(
+    add: Callable[[str, str, str, str], None], config: StageConfig, topics: str
+) -> None:
+    stage = config.stage
+    add(
+        "Events",
+        "Streams/TaskPolicy",
+        _iam5(topics),
+        "Event streams read any topic of THIS cluster; the service checks the caller's grant "
+        "on connect and while the stream is open (revocation closes it).",
+    )
+    add(
+        "Events",
+        "Streams/TaskPolicy",
+        _iam5(
+            f"Octopus-{stage}-State:ExportsOutputFnGetAttRegistryTableDB777839Arn16750D15/index/*"
+        ),
+        "Grant and topic lookups query the registry table's own GSIs (gsi1, gsi2), read only.",
+    )
+    add(
+        "Events",
+        "Streams/Task",
+        "AwsSolutions-ECS2",
+        "The environment carries non-secret settings only (OCTOPUS_SETTINGS: names, ARNs, "
+        "limits; the code bundle's location and hash); the Globus client secret is read from "
+        "Secrets Manager at run time.",
+    )
+    add(
+        "Events",
+        "Streams/Task/ExecutionRole/DefaultPolicy",
+        "NIST.800.53.R5-IAMNoInlinePolicy",
+        "aws-cdk-lib generates the ECS execution role's policy: write to the service's own "
+        "encrypted log group only (the image is public, no registry rights).",
+    )
+    bucket = "Streams/AccessLogs"
+    for finding, reason in (
+        (
+            "AwsSolutions-S1",
+            "This bucket holds the ALB's access logs; logging access to the log bucket itself "
+            "would need yet another bucket (CloudTrail data events can cover it per account).",
+        ),
+        (
+            "NIST.800.53.R5-S3BucketLoggingEnabled",
+            "This bucket IS the access-log destination of the event-stream ALB.",
+        ),
+        (
+            "NIST.800.53.R5-S3BucketReplicationEnabled",
+            "ALB access logs expire after the stage's log retention; cross-region replication "
+            "is an account-level choice of the operator, not part of the fabric.",
+        ),
+        (
+            "NIST.800.53.R5-S3DefaultEncryptionKMS",
+            "Elastic Load Balancing delivers access logs only to buckets encrypted with SSE-S3 "
+            "(SSE-KMS is not supported); the bucket is encrypted, TLS-only and private.",
+        ),
+    ):
+        add("Events", bucket, finding, reason)
+    add(
+        "Events",
+        "Streams/Alb/Redirect80To443",
+        "NIST.800.53.R5-ELBv2ACMCertificateRequired",
+        "Port 80 only answers a 301 redirect to HTTPS (443, ACM certificate); it never "
+        "forwards a request.",
+    )
+    if not config.retain:
+        add(
+            "Events",
+            "Streams/Alb",
+            "NIST.800.53.R5-ELBDeletionProtectionEnabled",
+            f"Stage {stage!r} has removal_policy 'destroy': the ALB goes with the stack; "
+            "retaining stages turn deletion protection on.",
+        )
+    if not config.api.waf_enabled:
+        add(
+            "Events",
+            "Streams/Alb",
+            "NIST.800.53.R5-ALBWAFEnabled",
+            "api.waf_enabled is off for this stage (for the REST API and the event streams); "
+            "every stream still needs a valid Globus token.",
+        )
+    if any(c in ("0.0.0.0/0", "::/0") for c in config.events.allowed_cidrs):
+        add(
+            "Events",
+            "Streams/AlbSecurityGroup",
+            "AwsSolutions-EC23",
+            "events.allowed_cidrs opens the event-stream ALB to the internet by configuration "
+            "(browsers); only 443 and a redirecting 80, every stream needs a Globus token.",
+        )
+
+
+def _storage_acks(add: Callable[[str, str, str, str], None], config: StageConfig) -> None:
+    bridge = "StorageEvents/Bridge"
+    add(
+        "Storage",
+        f"{bridge}/BasePolicy",
+        _iam5("*"),
+        "VPC functions need ec2 network-interface actions and X-Ray PutTraceSegments, which "
+        "have no resource-level permissions (Resource must be '*').",
+    )
+    for finding, reason in (
+        (
+            "NIST.800.53.R5-LambdaDLQ",
+            "Invoked synchronously by its SQS event source mapping: failed messages return to "
+            "the queue and, after 5 receives, go to the queue's dead-letter queue.",
+        ),
+        (
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by SQS polling; the source queue's redrive policy is the DLQ.",
+        ),
+    ):
+        add("Storage", f"{bridge}/Function", finding, reason)
+    if config.api.reserved_concurrency is None:
+        add(
+            "Storage",
+            f"{bridge}/Function",
+            "NIST.800.53.R5-LambdaConcurrency",
+            "api.reserved_concurrency is unset for this stage (new accounts cannot reserve); "
+            "the SQS mapping bounds the bridge's concurrency by its pollers.",
+        )
+    add(
+        "Storage",
+        f"{bridge}/Function",
+        "Serverless-LambdaEventSourceMappingDestination",
+        "SQS event source mappings take no on-failure destination: failed messages are "
+        "retried per message (ReportBatchItemFailures) and redriven to the DLQ by SQS.",
+    )
+    add(
+        "Storage",
+        "StorageEvents/DeadLetterQueue",
+        "Serverless-SQSRedrivePolicy",
+        "This queue IS the dead-letter queue of the storage notification queue.",
+    )
+    add(
+        "Storage",
+        "BucketNotificationsHandler050a0587b7544547bf325f094a3db834",
+        _iam4("service-role/AWSLambdaBasicExecutionRole"),
+        "aws-cdk-lib's S3 notifications handler (deploy time, for imported buckets) always "
+        "attaches the basic execution policy; it only writes its own logs.",
+    )
+    for index in range(len({route.bucket for route in config.storage_events})):
+        add(
+            "Storage",
+            f"StorageEvents/Bucket{index}/Notifications/HandlerPolicy",
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "aws-cdk-lib's notifications handler policy: Get/PutBucketNotification on this "
+            "one configured bucket only.",
+        )
 
 
 def acknowledge_findings(*, fabric_stacks: Sequence[cdk.Stack], config: StageConfig) -> int:
     """Record every acknowledgement on its construct; return how many were applied."""
     by_part = {stack.node.id.rsplit("-", 1)[-1]: stack for stack in fabric_stacks}
-    applied = 0
+    paths = _PathResolver()
+    # Each construct gets all of its acknowledgements in one call (one jsii round trip).
+    by_target: dict[str, tuple[IConstruct, list[cdk.Acknowledgment]]] = {}
     for ack in acknowledgements(config):
         stack = by_part.get(ack.stack)
-        target = _find(stack, ack.path) if stack is not None else None
+        target = paths.find(stack, ack.stack, ack.path) if stack is not None else None
         if target is None:
             continue  # the construct is absent in this stage (e.g. public access off)
-        cdk.Validations.of(target).acknowledge(
-            cdk.Acknowledgment(id=ack.finding, reason=ack.reason)
-        )
-        applied += 1
-    return applied
+        entry = by_target.setdefault(f"{ack.stack}/{ack.path}", (target, []))
+        entry[1].append(cdk.Acknowledgment(id=ack.finding, reason=ack.reason))
+    for target, acks in by_target.values():
+        cdk.Validations.of(target).acknowledge(*acks)
+    return sum(len(acks) for _, acks in by_target.values())
 
 
-def _find(scope: IConstruct, path: str) -> IConstruct | None:
-    node: IConstruct | None = scope
-    for part in path.split("/"):
-        if node is None:
-            return None
-        node = node.node.try_find_child(part)
-    return node
+class _PathResolver:
+    """Finds constructs by path below a stack.
+
+    Every jsii property read or call is a round trip to node, so each path prefix
+    (and each parent's ``node``) is looked up once, not once per acknowledgement.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[str, IConstruct | None] = {}
+        self._nodes: dict[str, Node] = {}
+
+    def find(self, stack: IConstruct, stack_key: str, path: str) -> IConstruct | None:
+        parent: IConstruct | None = stack
+        prefix = stack_key
+        for part in path.split("/"):
+            if parent is None:
+                return None
+            child = f"{prefix}/{part}"
+            if child not in self._found:
+                if prefix not in self._nodes:
+                    self._nodes[prefix] = parent.node
+                self._found[child] = self._nodes[prefix].try_find_child(part)
+            parent, prefix = self._found[child], child
+        return parent

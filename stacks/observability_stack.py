@@ -9,6 +9,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from fabric_constructs.monitoring import FabricMonitoring
+from fabric_constructs.storage_bridge import StorageEventBridge
+from fabric_constructs.stream_service import StreamService
 from stacks.config import StageConfig
 
 
@@ -25,6 +27,8 @@ class ObservabilityStack(cdk.Stack):
         dead_letter_queue: sqs.IQueue,
         metrics_namespace: str,
         trigger_function_prefix: str,
+        stream_service: StreamService | None = None,
+        storage_bridge: StorageEventBridge | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -42,6 +46,8 @@ class ObservabilityStack(cdk.Stack):
             metrics_namespace=metrics_namespace,
             trigger_function_prefix=trigger_function_prefix,
             alarm_email=config.alarm_email,
+            stream_service=stream_service,
+            storage_bridge=storage_bridge,
             retain=config.retain,
         )
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)

@@ -93,6 +93,44 @@ def test_the_stages_cover_both_cluster_modes_and_public_access() -> None:
             "stages.dev.removal_policy = 'keep': Input should be 'retain' or 'destroy'",
         ),
         (
+            {"events": {"enabled": True, "allowed_cidrs": ["192.0.2.0/24"]}},
+            "stages.dev.events.certificate_arn = None: events.enabled needs an ACM certificate",
+        ),
+        (
+            {"events": {"idle_timeout_seconds": 30}},
+            "stages.dev.events.idle_timeout_seconds = 30: Input should be greater than or equal",
+        ),
+        (
+            {"events": {"cpu": 512, "memory_mib": 512}},
+            "stages.dev.events.memory_mib = 512: Fargate with cpu 512 takes 1024-4096 MiB",
+        ),
+        (
+            {"events": {"certificate_arn": "arn:aws:iam::123456789012:server-certificate/x"}},
+            "stages.dev.events.certificate_arn = 'arn:aws:iam::123456789012:server-certificate/x': "
+            "must be an ACM certificate ARN",
+        ),
+        (
+            {"events": {"allowed_cidrs": ["10.0.0.1/8"]}},
+            "stages.dev.events.allowed_cidrs = ['10.0.0.1/8']: '10.0.0.1/8' is not a network",
+        ),
+        (
+            {"storage_events": [{"bucket": "data", "topic": "ns.t", "events": ["copied"]}]},
+            "stages.dev.storage_events.0.events.0 = 'copied': Input should be 'created', 'removed'",
+        ),
+        (
+            {"storage_events": [{"bucket": "data", "topic": "no-namespace"}]},
+            "stages.dev.storage_events.0.topic = 'no-namespace': must be a Kafka topic name",
+        ),
+        (
+            {
+                "storage_events": [
+                    {"bucket": "data", "topic": "ns.a", "events": ["created"]},
+                    {"bucket": "data", "topic": "ns.b", "prefix": "raw/", "events": ["created"]},
+                ]
+            },
+            "stages.dev.storage_events.1.prefix = 'raw/': overlaps prefix '' of another route",
+        ),
+        (
             {"topics": {"default_replication_factor": 2}},
             "stages.dev.topics.default_replication_factor = 2: not settable here",
         ),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.config import RuntimeSettings
-from tests.infra.synthesis import STAGES, Synthesized
+from tests.infra.synthesis import CONTEXT, STAGES, Synthesized
 
 pytestmark = pytest.mark.infra
 
@@ -87,8 +87,14 @@ def test_public_access_only_where_configured(synthesized: dict[str, Synthesized]
         rules += group["Properties"].get("SecurityGroupIngress", [])
     public = sorted(r["CidrIp"] for r in rules if r.get("FromPort") == 9198)
     assert public == ["192.0.2.0/24", "198.51.100.0/24"]
-    # Nothing else in the fabric is open to an address range.
-    assert all(r.get("FromPort") == 9198 for r in rules if "CidrIp" in r or "CidrIpv6" in r)
+    # Nothing else in the fabric is open to an address range but the event-stream ALB
+    # (443, and 80 which only redirects) for events.allowed_cidrs.
+    stream_cidrs = set(CONTEXT["stages"]["staging"]["events"]["allowed_cidrs"])
+    for rule in rules:
+        if "CidrIp" in rule or "CidrIpv6" in rule:
+            assert rule.get("FromPort") == 9198 or (
+                rule["FromPort"] in (443, 80) and rule["CidrIp"] in stream_cidrs
+            ), rule
     outputs = staging.template("Cluster")["Outputs"]
     assert "BootstrapBrokersPublicIam" in outputs and "BootstrapBrokersIam" in outputs
     assert not synthesized["prod"].resources("Custom::MskPublicAccess")
