@@ -105,17 +105,36 @@ def ensure_dependencies() -> Path:
     return target
 
 
-def _copy_tree(source: Path, destination: Path, files: list[Path] | None = None) -> None:
-    for path in files if files is not None else sorted(p for p in source.rglob("*") if p.is_file()):
-        relative = path.relative_to(source)
-        if relative.name == ".complete":
-            continue
-        out = destination / relative
+def _link(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)  # same filesystem: no copy needed
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def _link_tree(source: Path, destination: Path) -> None:
+    """Mirror ``source`` (the dependency cache) into ``destination`` with hard links.
+
+    One ``os.walk`` and one ``mkdir`` per directory: this runs on every synth into
+    a fresh cloud assembly (~1,800 files), so it avoids per-file path objects.
+    """
+    root = str(source)
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        relative = os.path.relpath(current, root)
+        target = str(destination) if relative == "." else os.path.join(destination, relative)
+        os.makedirs(target, exist_ok=True)
+        for name in sorted(files):
+            if relative == "." and name == ".complete":
+                continue
+            _link(os.path.join(current, name), os.path.join(target, name))
+
+
+def _link_files(source: Path, destination: Path, files: list[Path]) -> None:
+    for path in files:
+        out = destination / path.relative_to(source)
         out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, out)  # same filesystem: no copy needed
-        except OSError:
-            shutil.copyfile(path, out)
+        _link(str(path), str(out))
 
 
 @jsii.implements(cdk.ILocalBundling)
@@ -124,8 +143,8 @@ class LocalPipBundling:
 
     def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_: object) -> bool:
         out = Path(output_dir)
-        _copy_tree(ensure_dependencies(), out)
-        _copy_tree(RUNTIME_DIR, out / "runtime", _source_files(RUNTIME_DIR))
+        _link_tree(ensure_dependencies(), out)
+        _link_files(RUNTIME_DIR, out / "runtime", _source_files(RUNTIME_DIR))
         return True
 
 
