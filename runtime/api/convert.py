@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from runtime.api.schemas import GrantOut, KeyOut, NamespaceOut, TopicDetail, TopicOut
-from runtime.domain.models import AccessKey, Grant, Namespace, Topic
+from runtime.domain.models import Access, AccessKey, Grant, Namespace, Topic
 
 
 def topic_out(topic: Topic) -> TopicOut:
     return TopicOut(kafka_name=topic.kafka_name, **topic.model_dump(exclude={"version"}))
 
 
-def topic_detail(topic: Topic, grants: list[Grant]) -> TopicDetail:
+def topic_detail(topic: Topic, grants: list[Grant], access: Access) -> TopicDetail:
     return TopicDetail(
         kafka_name=topic.kafka_name,
+        access=access,
         grants=[grant_out(g) for g in grants],
         **topic.model_dump(exclude={"version"}),
     )

@@ -129,7 +129,8 @@ class TopicOut(BaseModel):
 
 
 class TopicDetail(TopicOut):
-    grants: list[GrantOut] = Field(default_factory=list)
+    access: Access = Field(description="What the caller may do: read, write or readwrite.")
+    grants: list[GrantOut] = Field(default_factory=list, description="Shown to the owner only.")
 
 
 class TopicConfigure(Body):

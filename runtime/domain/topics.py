@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TypeVar
 
-from runtime.domain.access import require_owner, require_topic_access, topic_access
+from runtime.domain.access import namespace_or_404, require_owner, topic_access
 from runtime.domain.deps import Deps
 from runtime.domain.errors import (
     AlreadyExists,
@@ -49,12 +49,25 @@ class TopicService:
         self.on_deleted: list[Callable[[Topic], None]] = []
 
     # ---- reads -------------------------------------------------------------
-    def get(self, caller: Principal, namespace: str, name: str) -> tuple[Topic, list[Grant]]:
-        require_topic_access(self._deps.registry, caller, namespace, name, Access.READ)
+    def get(
+        self, caller: Principal, namespace: str, name: str
+    ) -> tuple[Topic, list[Grant], Access]:
+        """A topic, its grants (owner only) and the caller's access to it.
+
+        Any grant (read or write) shows the topic, so a writer can check what it
+        may do before producing; strangers get 404.
+        """
+        ns = namespace_or_404(self._deps.registry, namespace)
+        access = topic_access(self._deps.registry, caller, ns, name)
+        if access is None:
+            raise NotFound(
+                f"topic {name!r} not found in namespace {namespace!r}",
+                details={"namespace": namespace, "topic": name},
+            )
         topic = self._existing(namespace, name)
         owner = topic.owner == caller.sub
         grants = self._deps.registry.list_grants(namespace) if owner else []
-        return topic, [g for g in grants if g.covers(name)]
+        return topic, [g for g in grants if g.covers(name)], access
 
     def list(
         self,

@@ -71,8 +71,8 @@ def list_topics(
 def get_topic(
     ns: str, topic: str, principal: CurrentPrincipal, container: ContainerDep
 ) -> TopicDetail:
-    found, grants = container.fabric.topics.get(principal, ns, topic)
-    return topic_detail(found, grants)
+    found, grants, access = container.fabric.topics.get(principal, ns, topic)
+    return topic_detail(found, grants, access)
 
 
 @router.patch(

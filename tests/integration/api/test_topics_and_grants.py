@@ -286,3 +286,16 @@ def test_keys_secret_shown_once_and_hashed(fabric: Fabric) -> None:
     creds = fabric.client.post("/v1/credentials", json={}, headers=headers)
     assert creds.status_code == 201, creds.text
     assert creds.json()["session_token"]
+
+
+def test_topic_reply_tells_the_callers_access(fabric: Fabric, topic_name: str) -> None:
+    owner, grantee = fabric.owner, fabric.grantee
+    fabric.client.get("/v1/me", headers=owner.headers)
+    create_topic(fabric, topic_name)
+    url = f"/v1/namespaces/{owner.namespace}/topics/{topic_name}"
+    assert fabric.client.get(url, headers=owner.headers).json()["access"] == "readwrite"
+    fabric.client.put(f"{url}/grants/{grantee.sub}", json={"access": "write"}, headers=owner.headers)
+    shown = fabric.client.get(url, headers=grantee.headers)
+    assert shown.status_code == 200
+    assert shown.json()["access"] == "write"
+    assert shown.json()["grants"] == []  # only the owner sees who else has access
