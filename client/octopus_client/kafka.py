@@ -211,21 +211,19 @@ class _TopicDirectory:
         return TopicRef(me.default_namespace, address)
 
     def kafka_name(self, address: str, *, for_write: bool = False) -> str:
-        """The topic's Kafka name, once the fabric confirms it exists and is visible to us.
+        """The topic's Kafka name, once the fabric confirms it exists and we may use it.
 
-        ``GET .../topics/{t}`` needs read access: a write-only grantee gets 403, which
-        still proves the topic exists (a stranger gets 404), so a producer accepts it.
+        The topic's reply says what the caller may do; a producer on a read-only grant is
+        refused here (locally the broker would accept it; on MSK, IAM would refuse later
+        and less clearly).
         """
-        cached = self._known.get(address)
+        cache_key = f"{address}\0{'w' if for_write else 'r'}"
+        cached = self._known.get(cache_key)
         if cached is not None:
             return cached
         ref = self.resolve(address)
         try:
-            name = self._fabric.get_topic(ref.namespace, ref.topic).kafka_name
-        except ForbiddenError:
-            if not for_write:
-                raise
-            name = ref.kafka_name
+            detail = self._fabric.get_topic(ref.namespace, ref.topic)
         except NotFoundError as exc:
             raise UnknownTopicError(
                 f"topic {ref} does not exist or you have no access to it (the owner creates it "
@@ -233,7 +231,17 @@ class _TopicDirectory:
                 status=exc.status,
                 details={"namespace": ref.namespace, "topic": ref.topic},
             ) from exc
-        self._known[address] = name
+        needed = "write" if for_write else "read"
+        if needed not in detail.access:
+            raise ForbiddenError(
+                f"your grant on {ref} is {detail.access}; {'producing' if for_write else 'reading'}"
+                f" needs {needed} access (ask the owner: `octopus grant add`)",
+                status=403,
+                code="forbidden",
+                details={"namespace": ref.namespace, "topic": ref.topic},
+            )
+        name = detail.kafka_name
+        self._known[cache_key] = name
         return name
 
     def check_channel(self, namespace: str, prefix: str) -> None:

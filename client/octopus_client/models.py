@@ -120,6 +120,8 @@ class Topic(Model):
 
 
 class TopicDetail(Topic):
+    # What the caller may do: "read", "write" or "readwrite".
+    access: str = "readwrite"
     grants: list[Grant] = Field(default_factory=list)
 
 
