@@ -130,6 +130,7 @@ def api_statements(
     secret_arn: str,
     user_path: str,
     session_role_arn: str,
+    user_boundary_arn: str,
 ) -> list[iam.PolicyStatement]:
     """Everything the API function does besides trigger management."""
     path = user_path.strip("/")
@@ -156,10 +157,16 @@ def api_statements(
             actions=["secretsmanager:GetSecretValue"],
             resources=[secret_arn],
         ),
+        # Client users can only be created with the client boundary attached.
+        iam.PolicyStatement(
+            sid="ClientUsersWithBoundary",
+            actions=["iam:CreateUser"],
+            resources=[users],
+            conditions={"StringEquals": {"iam:PermissionsBoundary": user_boundary_arn}},
+        ),
         iam.PolicyStatement(
             sid="ClientUsers",
             actions=[
-                "iam:CreateUser",
                 "iam:GetUser",
                 "iam:DeleteUser",
                 "iam:TagUser",

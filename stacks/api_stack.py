@@ -106,8 +106,7 @@ class ApiStack(cdk.Stack):
             **deployed,
             client_session_role_arn=cdk.Lazy.string(_SessionRoleArn(self)),
         )
-        # The IAM adapter does not set a boundary on CreateUser yet; the ARN is handed over
-        # so it can, and then iam:PermissionsBoundary can be required on iam:CreateUser.
+        # Every client IAM user is created with this boundary (iam:CreateUser requires it).
         self.user_boundary = ClientUserBoundary(self, "ClientUserBoundary", kafka=kafka)
         self.api_function = FabricFunction(
             self,
@@ -131,6 +130,7 @@ class ApiStack(cdk.Stack):
                 secret_arn=secret_arn,
                 user_path=settings.iam_user_path,
                 session_role_arn=self.session_role.role.role_arn,
+                user_boundary_arn=self.user_boundary.policy.managed_policy_arn,
             )
         )
         self.api_function.role.add_managed_policy(triggers.management_policy)

@@ -199,11 +199,16 @@ def test_api_function_knows_the_session_role_and_the_user_boundary(
     boundary = api[boundary_id]
     actions = {a for s in _statements(boundary) for a in _actions(s)}
     assert actions and all(a.startswith("kafka-cluster:") for a in actions)
-    # The IAM adapter does not set a boundary on CreateUser: requiring one would break
-    # the API, so no iam:PermissionsBoundary condition is placed on iam:CreateUser (yet).
-    for resource in api.values():
-        if resource["Type"] != "AWS::IAM::ManagedPolicy":
-            continue
-        for statement in _statements(resource):
-            if "iam:CreateUser" in _actions(statement):
-                assert "iam:PermissionsBoundary" not in json.dumps(statement.get("Condition", {}))
+    # The IAM adapter creates every user with this boundary, and the API may create
+    # users only with it.
+    create_user = [
+        statement
+        for resource in api.values()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy"
+        for statement in _statements(resource)
+        if "iam:CreateUser" in _actions(statement)
+    ]
+    assert create_user
+    for statement in create_user:
+        condition = statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"]
+        assert condition == {"Ref": boundary_id}

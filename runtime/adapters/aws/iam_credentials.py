@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -55,6 +56,8 @@ from runtime.domain.models import AccessKey, Identity, KeyKind
 from runtime.domain.ports import IssuedKey, Permissions, SessionCredentials
 
 logger = logging.getLogger(__name__)
+# Set by the Api stack: the permissions boundary of every client IAM user.
+USER_BOUNDARY_ENV_VAR = "OCTOPUS_USER_BOUNDARY_ARN"
 
 IAM_ACCESS_KEYS_PER_USER = 2
 IAM_POLICY_VERSIONS = 5
@@ -169,8 +172,17 @@ class IamCredentialIssuer:
         settings: RuntimeSettings,
         iam_client: Any | None = None,
         sts_client: Any | None = None,
+        *,
+        user_boundary_arn: str | None = None,
     ) -> None:
         self.settings = settings
+        # The stack hands the boundary over as an environment variable: every client user
+        # is created with it, so even a policy bug cannot give a user more than it allows.
+        self.user_boundary_arn = (
+            os.environ.get(USER_BOUNDARY_ENV_VAR, "")
+            if user_boundary_arn is None
+            else user_boundary_arn
+        )
         self.cluster = parse_cluster_arn(settings.cluster_arn)
         if not re.fullmatch(r"/([\x21-\x7e]+/)?", settings.iam_user_path):
             raise ValueError(
@@ -315,8 +327,14 @@ class IamCredentialIssuer:
     def _ensure_user(self, identity: Identity) -> str:
         user = self.user_name(identity)
         with aws_errors("creating the IAM user", tolerate=EXISTS):
+            extra = (
+                {"PermissionsBoundary": self.user_boundary_arn} if self.user_boundary_arn else {}
+            )
             self._iam.create_user(
-                Path=self.path, UserName=user, Tags=[{"Key": SUB_TAG, "Value": identity.sub}]
+                Path=self.path,
+                UserName=user,
+                Tags=[{"Key": SUB_TAG, "Value": identity.sub}],
+                **extra,
             )
         return user
 

@@ -321,3 +321,24 @@ def test_packed_policy_too_large_is_a_clear_limit(
     with pytest.raises(LimitReached, match="too large once packed") as raised:
         issuer.session_credentials(owner, OWN, 3600)
     assert "POST /v1/keys" in raised.value.message
+
+
+def test_users_are_created_with_the_client_boundary(
+    settings: RuntimeSettings, aws: dict[str, Any], owner: Identity
+) -> None:
+    boundary = aws["iam"].create_policy(
+        PolicyName="client-boundary",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kafka-cluster:*", "Resource": "*"}]}
+        ),
+    )["Policy"]["Arn"]
+    # moto accepts but does not keep a user's boundary: check what IAM was asked to do.
+    sent: list[dict[str, Any]] = []
+    aws["iam"].meta.events.register(
+        "provide-client-params.iam.CreateUser", lambda params, **_: sent.append(dict(params))
+    )
+    issuer = IamCredentialIssuer(
+        settings, iam_client=aws["iam"], sts_client=aws["sts"], user_boundary_arn=boundary
+    )
+    issuer.create_key(owner, "laptop", Permissions(owned_namespaces=(owner.default_namespace,)))
+    assert [p.get("PermissionsBoundary") for p in sent] == [boundary]
