@@ -9,10 +9,11 @@ as whitespace, become spaces: an SSE data line holds no line break), so it is va
 but never re-encoded.
 
 Validation is the costliest step per record: msgspec checks JSON syntax without building
-Python objects (≈0.2 µs for a 150-byte object, ≈4x faster than ``orjson.loads``); the
-UTF-8 check is the ``bytes.decode`` the text needs anyway. A value msgspec refuses is asked
-of the stdlib (which also accepts e.g. lone surrogate escapes), so the answer is the
-stdlib's JSON grammar. Without msgspec, orjson then the stdlib do the same job.
+Python objects, a whole batch in one call (:func:`json_values_joined`; ≈0.1 µs per 150-byte
+object, against ≈1 µs for ``orjson.loads`` per value); the UTF-8 check is the
+``bytes.decode`` the text needs anyway. A value msgspec refuses is asked of the stdlib
+(which also accepts e.g. lone surrogate escapes), so the answer is the stdlib's JSON
+grammar. Without msgspec, orjson then the stdlib do the same job per value.
 """
 
 from __future__ import annotations
@@ -39,13 +40,41 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib sti
 
     json_syntax_check = json.loads
 
+_values_check: Callable[[bytes], list[Any]] | None = None
 try:
     import msgspec
 
     # Decoding into ``Raw`` walks the syntax and allocates nothing per element.
     json_syntax_check = msgspec.json.Decoder(msgspec.Raw).decode
+    _values_check = msgspec.json.Decoder(list[msgspec.Raw]).decode
 except ImportError:  # pragma: no cover - without msgspec orjson (or the stdlib) validates
     pass
+
+_JSON_SPACE = b" \t\r\n"
+
+
+def json_values_joined(values: list[bytes]) -> bytes | None:
+    """``b"[" + b",".join(values) + b"]"`` when every value is one JSON value, else None.
+
+    One decode checks a whole batch (a call per record costs more than the check). The
+    array must have one element per value and each element must be exactly its value
+    (surrounding JSON whitespace aside): then no value spilled into another (``[1`` and
+    ``2]`` would make one element), so each is valid on its own. Not a UTF-8 check.
+    """
+    if _values_check is None or not values:
+        return None
+    joined = b"[" + b",".join(values) + b"]"
+    try:
+        elements = _values_check(joined)
+    except ValueError:
+        return None
+    if len(elements) != len(values):
+        return None
+    if list(map(len, elements)) != list(map(len, values)):
+        for element, value in zip(elements, values, strict=True):
+            if len(element) != len(value.strip(_JSON_SPACE)):
+                return None
+    return joined
 
 
 def json_text_or_none(raw: bytes) -> str | None:
@@ -81,6 +110,7 @@ def _refuse(name: str) -> Any:
 
 
 _iso_cache: dict[int, str] = {}
+_CACHE_ENTRIES = 4096
 
 
 def iso_json(timestamp_ms: int) -> str:
@@ -92,9 +122,24 @@ def iso_json(timestamp_ms: int) -> str:
         else:
             moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
             cached = '"' + moment.isoformat(timespec="milliseconds") + '"'
-        if len(_iso_cache) > 4096:
+        if len(_iso_cache) > _CACHE_ENTRIES:
             _iso_cache.clear()
         _iso_cache[timestamp_ms] = cached
+    return cached
+
+
+timestamp_cache: dict[int, str] = {}
+
+
+def timestamp_fields(timestamp_ms: int) -> str:
+    """``"timestamp":...,"timestamp_ms":...`` of a record; the renderer reads
+    ``timestamp_cache`` first and calls this on a miss."""
+    cached = timestamp_cache.get(timestamp_ms)
+    if cached is None:
+        cached = f'"timestamp":{iso_json(timestamp_ms)},"timestamp_ms":{timestamp_ms}'
+        if len(timestamp_cache) > _CACHE_ENTRIES:
+            timestamp_cache.clear()
+        timestamp_cache[timestamp_ms] = cached
     return cached
 
 
@@ -167,7 +212,7 @@ def record_json(
     holds the two equal)."""
     return (
         f'{{"topic":{topic_json},"partition":{partition},"offset":{offset},'
-        f'"timestamp":{iso_json(timestamp_ms)},"timestamp_ms":{timestamp_ms},'
+        f"{timestamp_fields(timestamp_ms)},"
         f'{key_field(key)},{value_field(value)},"headers":{headers_json(headers)}}}'
     )
 

@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 from confluent_kafka import KafkaError, Message
 
 from runtime.streams.encoding import (
     headers_json,
-    iso_json,
     json_string,
     json_syntax_check,
+    json_values_joined,
     key_field,
     record_json,
     sse_record,
+    timestamp_cache,
+    timestamp_fields,
     value_field,
 )
 from runtime.streams.positions import PositionMap, channel_id
@@ -115,20 +118,24 @@ class Renderer:
         parts = self.positions.setdefault(single, {})
         vector = self._vector
         topic_json = self._json_of(single)
-        id_prefix = single + "/"
-        # Per record: ``id: <topic>/<p>/<o>;<head><o + 1><tail>`` where head/tail are the
-        # other partitions' next offsets (they do not move while p's run lasts).
-        data_head = '\nevent: record\ndata: {"topic":' + topic_json + ',"partition":'
+        values = [message.value() for message in messages]
+        # One JSON check for the whole batch; a batch with a non-JSON value (or a
+        # tombstone, or an error event) is checked record by record instead.
+        joined = None if None in values else json_values_joined(cast(list[bytes], values))
+        all_json = joined is not None
+        line_breaks = joined is None or b"\n" in joined or b"\r" in joined
+        check = json_syntax_check
+        timestamps = timestamp_cache
         chunks: list[str] = []
         append = chunks.append
         errors: list[KafkaError] = []
-        iso_of = iso_json
-        check = json_syntax_check
+        # Per record: ``id: <topic>/<p>/<o>;<head><o + 1><tail>`` where head/tail are the
+        # other partitions' next offsets (they do not move while p's run lasts).
         current = -1
-        head = tail = ""
-        partition = offset = last_next = 0
+        head = tail = run_id = run_data = ""
+        partition = offset = next_offset = 0
         touched: set[int] = set()
-        for message in messages:
+        for message, value in zip(messages, values, strict=True):
             error = message.error()
             if error is not None:
                 errors.append(error)
@@ -137,37 +144,54 @@ class Renderer:
             offset = message.offset() or 0
             if partition != current:
                 if current >= 0:
-                    vector[current] = last_next
+                    vector[current] = next_offset
                 if partition >= len(vector):
                     vector.extend([0] * (partition + 1 - len(vector)))
                 current = partition
                 touched.add(partition)
                 head = "".join(f"{n}," for n in vector[:partition])
                 tail = "".join(f",{n}" for n in vector[partition + 1 :])
-            last_next = offset + 1
+                run_id = f"id: {single}/{partition}/"
+                run_data = (
+                    f'\nevent: record\ndata: {{"topic":{topic_json},"partition":{partition},'
+                    '"offset":'
+                )
+            next_offset = offset + 1
             timestamp_ms = message.timestamp()[1]
+            time_part = timestamps.get(timestamp_ms) or timestamp_fields(timestamp_ms)
             key = message.key()
-            value = message.value()
-            # The usual record: a JSON value, a text key or none, no headers.
+            if key is None:
+                key_part = '"key":null'
+            else:
+                try:
+                    key_text = key.decode("utf-8")
+                except UnicodeDecodeError:
+                    key_text = ""
+                # Letters and digits need no JSON escaping.
+                if key_text.isalnum():
+                    key_part = f'"key":"{key_text}","key_encoding":"text"'
+                else:
+                    key_part = key_field(key)
+            # The usual value: JSON, so embedded as sent.
             try:
                 if value is None:
                     raise ValueError
-                check(value)
+                if not all_json:
+                    check(value)
                 text = value.decode("utf-8")
-                if "\n" in text or "\r" in text:
+                if line_breaks and ("\n" in text or "\r" in text):
                     text = text.replace("\r", " ").replace("\n", " ")
-                value_part = '"value":' + text + ',"value_encoding":"json"'
+                value_part = f'"value":{text},"value_encoding":"json"'
             except ValueError:
                 value_part = value_field(value)
             header_part = headers_json(message_headers(message)) if message.headers() else "[]"
+            offset_text = str(offset)
             append(
-                f"id: {id_prefix}{partition}/{offset};{head}{last_next}{tail}{data_head}"
-                f'{partition},"offset":{offset},"timestamp":{iso_of(timestamp_ms)},'
-                f'"timestamp_ms":{timestamp_ms},{key_field(key)},{value_part},'
-                f'"headers":{header_part}}}\n\n'
+                f"{run_id}{offset_text};{head}{next_offset}{tail}{run_data}{offset_text},"
+                f'{time_part},{key_part},{value_part},"headers":{header_part}}}\n\n'
             )
         if current >= 0:
-            vector[current] = last_next
+            vector[current] = next_offset
             self.last = (single, partition, offset)
         for touched_partition in touched:
             parts[touched_partition] = vector[touched_partition]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from confluent_kafka import KafkaError, Message
 
-from runtime.streams.encoding import json_string, record_json, value_json
+from runtime.streams.encoding import json_string, json_values_joined, record_json, value_json
 from runtime.streams.positions import parse_single_topic_id
 from runtime.streams.render import Renderer, message_headers
 
@@ -59,12 +60,31 @@ VALUES: list[tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | Non
 ]
 
 
-def test_rendered_events_equal_the_reference_encoding_and_ids_resume() -> None:
+# Every value JSON: the batch takes the one-check path (a UTF-8 error still falls back).
+JSON_VALUES: list[
+    tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]
+] = [
+    (b'{"frame": 1, "pad": "x"}', b"k1", None),
+    (b'{"a":\r\n 1}', b"with space", None),
+    (b" [1, 2] ", b"\x00\xff", None),
+    (b'"\xff"', None, None),  # JSON syntax, but not UTF-8 -> base64
+    (b"12345678901234567890123456789", "\u00e9t\u00e9".encode(), [("h", b"v")]),
+    (b'"caf\xc3\xa9"', b'quote"key', None),
+]
+
+
+@pytest.mark.parametrize("values", [VALUES, JSON_VALUES], ids=["mixed", "all_json"])
+def test_rendered_events_equal_the_reference_encoding_and_ids_resume(
+    values: list[tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]],
+) -> None:
     renderer = Renderer("ns1", "beam.det1", {"beam.det1": {0: 0, 1: 5, 2: 0}}, lambda _: 3)
     # Runs of one partition, then a switch, like consume() returns them.
     plan = [(1, 5), (1, 6), (0, 0), (0, 1), (0, 2), (2, 0), (1, 7), (1, 8), (0, 3)]
     plan += [(2, 1), (2, 2), (2, 3)]
-    messages = [_message(p, o, *VALUES[i % len(VALUES)]) for i, (p, o) in enumerate(plan)]
+    messages = [_message(p, o, *values[i % len(values)]) for i, (p, o) in enumerate(plan)]
+    raw_values = [m.value() for m in messages]
+    batch_checked = None not in raw_values and json_values_joined(raw_values) is not None  # type: ignore[arg-type]
+    assert batch_checked == (values is JSON_VALUES)
     rendered = renderer.render(messages, {})
     assert rendered.count == len(messages) and not rendered.errors
     events = _events(rendered.body)
@@ -124,3 +144,16 @@ def test_json_values_with_the_json_check() -> None:
         else:
             assert encoding in ("text", "base64")
     assert value_json(b'"\xff"')[1] == "base64"
+
+
+def test_batch_json_check_refuses_values_that_only_parse_together() -> None:
+    good = [b'{"a": 1}', b" [1] ", b'"x"', b"\n2\n"]
+    assert json_values_joined(good) == b"[" + b",".join(good) + b"]"
+    # Same element count and total length as the values, yet no value is valid alone.
+    assert json_values_joined([b"[1", b"2]", b"3,4"]) is None
+    assert json_values_joined([b"1,2", b"3"]) is None
+    assert json_values_joined([b"[1", b"2]"]) is None
+    assert json_values_joined([b"", b"1"]) is None
+    assert json_values_joined([b"\x0c1"]) is None  # form feed is not JSON whitespace
+    assert json_values_joined([b"NaN"]) is None
+    assert json_values_joined([]) is None
