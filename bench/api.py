@@ -54,9 +54,21 @@ def main() -> None:
     api_port, broker_port = find_free_port(), find_free_port()
     local = [sys.executable, "-m", "runtime.local"]
     subprocess.run(
-        [*local, "up", "--detach", "--state-dir", str(state), "--api-port", str(api_port),
-         "--broker-port", str(broker_port), "--log-level", "warning"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            *local,
+            "up",
+            "--detach",
+            "--state-dir",
+            str(state),
+            "--api-port",
+            str(api_port),
+            "--broker-port",
+            str(broker_port),
+            "--log-level",
+            "warning",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     try:
         tokens = json.loads((state / "dev-tokens.json").read_text())["tokens"]
@@ -86,22 +98,31 @@ def main() -> None:
         payload = {"value": {"type": "JSON", "data": {"frame": 1, "pad": "x" * 900}}}
         results["POST record"] = measure(
             args.records,
-            lambda i: client.post(f"/v1/namespaces/{ns}/topics/bench.records/records", json=payload),
+            lambda i: client.post(
+                f"/v1/namespaces/{ns}/topics/bench.records/records", json=payload
+            ),
             200,
         )
-        print(f"local web service on 127.0.0.1:{api_port} (uvicorn, SQLite, embedded broker); "
-              f"settings: {settings_path}")
+        print(
+            f"local web service on 127.0.0.1:{api_port} (uvicorn, SQLite, embedded broker); "
+            f"settings: {settings_path}"
+        )
         print(f"{'operation':<14}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
         for name, samples in results.items():
-            print(f"{name:<14}{len(samples):>6}{percentile(samples, 50):>10.2f}"
-                  f"{percentile(samples, 99):>10.2f}{statistics.fmean(samples):>10.2f}")
+            print(
+                f"{name:<14}{len(samples):>6}{percentile(samples, 50):>10.2f}"
+                f"{percentile(samples, 99):>10.2f}{statistics.fmean(samples):>10.2f}"
+            )
         me_p99 = percentile(results["GET /v1/me"], 99)
         verdict = "met" if me_p99 <= GOAL_ME_P99_MS else "NOT met"
-        print(f"goal GET /v1/me p99 <= {GOAL_ME_P99_MS} ms: {verdict} ({me_p99:.2f} ms, "
-              f"ratio {me_p99 / GOAL_ME_P99_MS:.2f}x of the goal)")
+        print(
+            f"goal GET /v1/me p99 <= {GOAL_ME_P99_MS} ms: {verdict} ({me_p99:.2f} ms, "
+            f"ratio {me_p99 / GOAL_ME_P99_MS:.2f}x of the goal)"
+        )
     finally:
-        subprocess.run([*local, "down", "--state-dir", str(state)], check=False,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*local, "down", "--state-dir", str(state)], check=False, stdout=subprocess.DEVNULL
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Every route × every kind of caller: the right status, decided before any side effect.
+"""Every route, for every kind of caller: the right status, decided before any side effect.
 
 Roles: the namespace owner; a reader (read grant on the topic); a stranger
 (authenticated, no grant); anonymous (no token); a bad token. A stranger gets
@@ -41,18 +41,46 @@ CASES = [
     Case("POST", "/v1/namespaces/{ns}/topics", {"name": "new.one"}, 201, 403, 404),
     Case("GET", "/v1/namespaces/{ns}/topics", None, 200, 200, 404),
     Case("GET", "/v1/namespaces/{ns}/topics/{topic}", None, 200, 200, 404),
-    Case("PATCH", "/v1/namespaces/{ns}/topics/{topic}", {"configs": {"retention.ms": "1000"}}, 200, 403, 404),
+    Case(
+        "PATCH",
+        "/v1/namespaces/{ns}/topics/{topic}",
+        {"configs": {"retention.ms": "1000"}},
+        200,
+        403,
+        404,
+    ),
     Case("POST", "/v1/namespaces/{ns}/topics/{topic}/partitions", {"count": 3}, 409, 403, 404),
     Case("POST", "/v1/namespaces/{ns}/topics/{topic}/recreate", None, 200, 403, 404),
     Case("DELETE", "/v1/namespaces/{ns}/topics/{topic}", None, 204, 403, 404),
     Case("GET", "/v1/namespaces/{ns}/topics/{topic}/grants", None, 200, 403, 404),
-    Case("PUT", "/v1/namespaces/{ns}/topics/{topic}/grants/{other}", {"access": "read"}, 200, 403, 404),
+    Case(
+        "PUT",
+        "/v1/namespaces/{ns}/topics/{topic}/grants/{other}",
+        {"access": "read"},
+        200,
+        403,
+        404,
+    ),
     Case("DELETE", "/v1/namespaces/{ns}/topics/{topic}/grants/{reader}", None, 204, 403, 404),
     Case("GET", "/v1/namespaces/{ns}/grants", None, 200, 403, 404),
-    Case("PUT", "/v1/namespaces/{ns}/grants/{other}", {"prefix": "matrix", "access": "read"}, 200, 403, 404),
+    Case(
+        "PUT",
+        "/v1/namespaces/{ns}/grants/{other}",
+        {"prefix": "matrix", "access": "read"},
+        200,
+        403,
+        404,
+    ),
     Case("DELETE", "/v1/namespaces/{ns}/grants/{reader}?prefix=matrix", None, 204, 403, 404),
     Case("POST", "/v1/namespaces/{ns}/topics/{topic}/records", RECORD, 200, 403, 404),
-    Case("POST", "/v1/namespaces/{ns}/topics/{topic}/records:batch", {"entries": [{"id": "1", **RECORD}]}, 207, 403, 404),
+    Case(
+        "POST",
+        "/v1/namespaces/{ns}/topics/{topic}/records:batch",
+        {"entries": [{"id": "1", **RECORD}]},
+        207,
+        403,
+        404,
+    ),
     Case("POST", "/v1/admin/reconcile", None, 200, 403, 403),
 ]
 
@@ -64,11 +92,23 @@ def _setup(fabric: Fabric) -> dict[str, str]:
     client = fabric.client
     client.get("/v1/me", headers=reader.headers)
     ns = owner.namespace
-    assert client.post(f"/v1/namespaces/{ns}/topics", json={"name": TOPIC}, headers=owner.headers).status_code == 201
+    assert (
+        client.post(
+            f"/v1/namespaces/{ns}/topics", json={"name": TOPIC}, headers=owner.headers
+        ).status_code
+        == 201
+    )
     topic_url = f"/v1/namespaces/{ns}/topics/{TOPIC}"
-    assert client.put(f"{topic_url}/grants/{reader.sub}", json={"access": "read"}, headers=owner.headers).status_code == 200
+    assert (
+        client.put(
+            f"{topic_url}/grants/{reader.sub}", json={"access": "read"}, headers=owner.headers
+        ).status_code
+        == 200
+    )
     prefix = client.put(
-        f"/v1/namespaces/{ns}/grants/{reader.sub}", json={"prefix": "matrix", "access": "read"}, headers=owner.headers
+        f"/v1/namespaces/{ns}/grants/{reader.sub}",
+        json={"prefix": "matrix", "access": "read"},
+        headers=owner.headers,
     )
     assert prefix.status_code == 200
     key = client.post("/v1/keys", json={"name": "owner-key"}, headers=owner.headers)
@@ -89,7 +129,10 @@ def test_route_answers_each_role(fabric: Fabric, case: Case, role: str) -> None:
     path = case.path.format(**values)
     body = None
     if case.body is not None:
-        body = {k: (v.format(role=role.replace("-", "")) if isinstance(v, str) else v) for k, v in case.body.items()}
+        body = {
+            k: (v.format(role=role.replace("-", "")) if isinstance(v, str) else v)
+            for k, v in case.body.items()
+        }
     headers = {
         "owner": fabric.owner.headers,
         "reader": fabric.grantee.headers,
@@ -99,8 +142,12 @@ def test_route_answers_each_role(fabric: Fabric, case: Case, role: str) -> None:
     }[role]
     before = _state(fabric)
     reply = fabric.client.request(case.method, path, json=body, headers=headers)
-    expected = {"owner": case.owner, "reader": case.reader, "stranger": case.stranger}.get(role, 401)
-    assert reply.status_code == expected, f"{role} {case.method} {path}: {reply.status_code} {reply.text}"
+    expected = {"owner": case.owner, "reader": case.reader, "stranger": case.stranger}.get(
+        role, 401
+    )
+    assert reply.status_code == expected, (
+        f"{role} {case.method} {path}: {reply.status_code} {reply.text}"
+    )
     if expected >= 400:
         assert set(reply.json()) == {"error"}
         assert reply.json()["error"]["code"]
@@ -111,8 +158,20 @@ def test_route_answers_each_role(fabric: Fabric, case: Case, role: str) -> None:
 def _state(fabric: Fabric) -> tuple:
     deps = fabric.container.fabric.deps
     registry = deps.registry
-    topics = tuple(sorted((t.kafka_name, t.state.value, tuple(sorted(t.configs.items()))) for t in registry.iter_all_topics()))
-    grants = tuple(sorted((g.namespace, g.kind.value, g.target, g.grantee, g.access.value) for g in registry.list_grants(fabric.owner.namespace)))
+    topics = tuple(
+        sorted(
+            (t.kafka_name, t.state.value, tuple(sorted(t.configs.items())))
+            for t in registry.iter_all_topics()
+        )
+    )
+    grants = tuple(
+        sorted(
+            (g.namespace, g.kind.value, g.target, g.grantee, g.access.value)
+            for g in registry.list_grants(fabric.owner.namespace)
+        )
+    )
     keys = tuple(sorted(k.key_id for k in registry.list_keys(fabric.owner.sub)))
-    broker_topics = tuple(sorted(t for t in deps.broker.list_topics() if t.startswith(fabric.owner.namespace)))
+    broker_topics = tuple(
+        sorted(t for t in deps.broker.list_topics() if t.startswith(fabric.owner.namespace))
+    )
     return topics, grants, keys, broker_topics

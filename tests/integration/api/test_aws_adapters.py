@@ -35,7 +35,9 @@ from runtime.domain.names import default_namespace
 from tests.contract.conftest import create_registry_table, moto_requests_atomic
 
 REGION = "us-east-1"
-CLUSTER_ARN = f"arn:aws:kafka:{REGION}:123456789012:cluster/octopus-test/0b1c2d3e-aaaa-bbbb-cccc-1234567890ab-7"
+CLUSTER_ARN = (
+    f"arn:aws:kafka:{REGION}:123456789012:cluster/octopus-test/0b1c2d3e-aaaa-bbbb-cccc-1234567890ab-7"
+)
 TABLE = "octopus-registry"
 
 
@@ -46,7 +48,14 @@ class AwsFabric:
     container: Container
     iam: Any
 
-    def call(self, method: str, path: str, sub: str | None, body: dict | None = None, query: dict | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        sub: str | None,
+        body: dict | None = None,
+        query: dict | None = None,
+    ) -> tuple[int, Any]:
         event = api_gateway_event(method, path, sub, body, query)
         reply = self.handler(event, LambdaContext())
         text = reply.get("body") or ""
@@ -63,9 +72,15 @@ class LambdaContext:
         return 30_000
 
 
-def api_gateway_event(method: str, path: str, sub: str | None, body: dict | None, query: dict | None) -> dict:
+def api_gateway_event(
+    method: str, path: str, sub: str | None, body: dict | None, query: dict | None
+) -> dict:
     """A REST API proxy event as API Gateway sends it after the token authorizer allowed it."""
-    headers = {"Host": "api.example.org", "Content-Type": "application/json", "X-Forwarded-Proto": "https"}
+    headers = {
+        "Host": "api.example.org",
+        "Content-Type": "application/json",
+        "X-Forwarded-Proto": "https",
+    }
     context: dict[str, Any] = {
         "resourcePath": "/v1/{proxy+}",
         "httpMethod": method,
@@ -75,7 +90,13 @@ def api_gateway_event(method: str, path: str, sub: str | None, body: dict | None
         "identity": {"sourceIp": "192.0.2.10", "userAgent": "pytest"},
     }
     if sub is not None:
-        context["authorizer"] = {"principalId": sub, "sub": sub, "username": "u@example.org", "scopes": "", "expires_at": 4102444800}
+        context["authorizer"] = {
+            "principalId": sub,
+            "sub": sub,
+            "username": "u@example.org",
+            "scopes": "",
+            "expires_at": 4102444800,
+        }
     return {
         "resource": "/v1/{proxy+}",
         "path": path,
@@ -127,7 +148,12 @@ def aws_fabric(aws_env: None, bootstrap_servers: str) -> Iterator[AwsFabric]:
     role = iam.create_role(
         RoleName="octopus-client-session",
         AssumeRolePolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+                ],
+            }
         ),
     )["Role"]["Arn"]
     settings = aws_settings(bootstrap_servers, role)
@@ -139,8 +165,12 @@ def aws_fabric(aws_env: None, bootstrap_servers: str) -> Iterator[AwsFabric]:
     deps = Deps(
         settings=settings,
         registry=registry,
-        broker=KafkaBrokerAdmin(local_client_config(bootstrap_servers), capabilities=EMBEDDED_BROKER),
-        credentials=IamCredentialIssuer(settings, iam_client=iam, sts_client=boto3.client("sts", region_name=REGION)),
+        broker=KafkaBrokerAdmin(
+            local_client_config(bootstrap_servers), capabilities=EMBEDDED_BROKER
+        ),
+        credentials=IamCredentialIssuer(
+            settings, iam_client=iam, sts_client=boto3.client("sts", region_name=REGION)
+        ),
         records=KafkaRecordWriter(producer),
     )
     container = Container(settings=settings, fabric=Fabric.build(deps), identity=None)
@@ -181,25 +211,42 @@ def test_owner_and_grantee_rights_reach_iam(aws_fabric: AwsFabric) -> None:
     topic_prefix = f"arn:aws:kafka:{REGION}:123456789012:topic/octopus-test/{uuid_part}/"
     assert f"{topic_prefix}{ns}.*" in _resources(_policy_document(aws_fabric.iam, user))
 
-    status, topic = aws_fabric.call("POST", f"/v1/namespaces/{ns}/topics", owner, {"name": "beam.frames"})
+    status, topic = aws_fabric.call(
+        "POST", f"/v1/namespaces/{ns}/topics", owner, {"name": "beam.frames"}
+    )
     assert status == 201, topic
     assert aws_fabric.call("POST", "/v1/keys", grantee, {"name": "hpc"})[0] == 201
     grantee_user = f"octopus-{grantee.replace('-', '')}"
-    assert f"{topic_prefix}{ns}.beam.frames" not in _resources(_policy_document(aws_fabric.iam, grantee_user))
+    assert f"{topic_prefix}{ns}.beam.frames" not in _resources(
+        _policy_document(aws_fabric.iam, grantee_user)
+    )
 
-    status, _ = aws_fabric.call("PUT", f"/v1/namespaces/{ns}/topics/beam.frames/grants/{grantee}", owner, {"access": "read"})
+    status, _ = aws_fabric.call(
+        "PUT", f"/v1/namespaces/{ns}/topics/beam.frames/grants/{grantee}", owner, {"access": "read"}
+    )
     assert status == 200
-    assert f"{topic_prefix}{ns}.beam.frames" in _resources(_policy_document(aws_fabric.iam, grantee_user))
+    assert f"{topic_prefix}{ns}.beam.frames" in _resources(
+        _policy_document(aws_fabric.iam, grantee_user)
+    )
 
-    status, _ = aws_fabric.call("DELETE", f"/v1/namespaces/{ns}/topics/beam.frames/grants/{grantee}", owner)
+    status, _ = aws_fabric.call(
+        "DELETE", f"/v1/namespaces/{ns}/topics/beam.frames/grants/{grantee}", owner
+    )
     assert status == 204
-    assert f"{topic_prefix}{ns}.beam.frames" not in _resources(_policy_document(aws_fabric.iam, grantee_user))
+    assert f"{topic_prefix}{ns}.beam.frames" not in _resources(
+        _policy_document(aws_fabric.iam, grantee_user)
+    )
 
     status, creds = aws_fabric.call("POST", "/v1/credentials", owner, {})
     assert status == 201, creds
     assert creds["session_token"] and creds["region"] == REGION
 
-    status, _ = aws_fabric.call("POST", f"/v1/namespaces/{ns}/topics/beam.frames/records", owner, {"value": {"type": "JSON", "data": {"x": 1}}})
+    status, _ = aws_fabric.call(
+        "POST",
+        f"/v1/namespaces/{ns}/topics/beam.frames/records",
+        owner,
+        {"value": {"type": "JSON", "data": {"x": 1}}},
+    )
     assert status == 200
 
     assert aws_fabric.call("DELETE", f"/v1/keys/{key['key_id']}", owner)[0] == 204
@@ -233,14 +280,18 @@ def test_a_request_without_authorizer_context_is_401(aws_fabric: AwsFabric) -> N
     assert aws_fabric.call("GET", "/v1/health", None)[0] == 200
 
 
-def test_the_lambda_entry_point_builds_from_its_environment(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lambda_entry_point_builds_from_its_environment(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     create_registry_table(boto3.client("dynamodb", region_name=REGION), TABLE)
     settings = aws_settings("b-1.example:9098", "arn:aws:iam::123456789012:role/x")
     monkeypatch.setenv("OCTOPUS_SETTINGS", settings.model_dump_json())
     sys.modules.pop("runtime.handlers.api", None)
     module = importlib.import_module("runtime.handlers.api")
     sub = str(uuid.uuid4())
-    health = module.handler(api_gateway_event("GET", "/v1/health", None, None, None), LambdaContext())
+    health = module.handler(
+        api_gateway_event("GET", "/v1/health", None, None, None), LambdaContext()
+    )
     assert health["statusCode"] == 200
     me = module.handler(api_gateway_event("GET", "/v1/me", sub, None, None), LambdaContext())
     assert me["statusCode"] == 200, me

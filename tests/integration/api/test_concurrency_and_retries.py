@@ -28,7 +28,9 @@ def test_fifty_concurrent_creates_and_deletes_of_one_topic(fabric: Fabric) -> No
             return "create", reply.status_code
         if i % 5 == 1:
             reply = fabric.client.put(
-                f"{url}/race.topic/grants/{grantee.sub}", json={"access": "read"}, headers=owner.headers
+                f"{url}/race.topic/grants/{grantee.sub}",
+                json={"access": "read"},
+                headers=owner.headers,
             )
             return "grant", reply.status_code
         reply = fabric.client.delete(f"{url}/race.topic", headers=owner.headers)
@@ -64,7 +66,9 @@ def test_idempotency_key_replays_the_first_reply(fabric: Fabric) -> None:
     other_body = fabric.client.post("/v1/namespaces", json={"name": "retry-you"}, headers=headers)
     assert other_body.status_code == 422
     # Without the key, the same call is a conflict: the namespace exists.
-    plain = fabric.client.post("/v1/namespaces", json={"name": "retry-me"}, headers=fabric.owner.headers)
+    plain = fabric.client.post(
+        "/v1/namespaces", json={"name": "retry-me"}, headers=fabric.owner.headers
+    )
     assert plain.status_code == 409
 
 
@@ -74,7 +78,9 @@ def test_idempotent_produce_writes_once(fabric: Fabric) -> None:
     fabric.client.post(url, json={"name": "once"}, headers=fabric.owner.headers)
     headers = {**fabric.owner.headers, "Idempotency-Key": "produce-1"}
     record = {"value": {"type": "JSON", "data": "hello"}}
-    replies = [fabric.client.post(f"{url}/once/records", json=record, headers=headers) for _ in range(3)]
+    replies = [
+        fabric.client.post(f"{url}/once/records", json=record, headers=headers) for _ in range(3)
+    ]
     assert {r.json()["offset"] for r in replies} == {0}
     nxt = fabric.client.post(f"{url}/once/records", json=record, headers=fabric.owner.headers)
     assert nxt.json()["offset"] == 1
@@ -82,8 +88,12 @@ def test_idempotent_produce_writes_once(fabric: Fabric) -> None:
 
 def test_idempotency_keys_are_per_identity(fabric: Fabric) -> None:
     key = {"Idempotency-Key": "shared"}
-    a = fabric.client.post("/v1/namespaces", json={"name": "per-a"}, headers={**fabric.owner.headers, **key})
-    b = fabric.client.post("/v1/namespaces", json={"name": "per-b"}, headers={**fabric.stranger.headers, **key})
+    a = fabric.client.post(
+        "/v1/namespaces", json={"name": "per-a"}, headers={**fabric.owner.headers, **key}
+    )
+    b = fabric.client.post(
+        "/v1/namespaces", json={"name": "per-b"}, headers={**fabric.stranger.headers, **key}
+    )
     assert a.status_code == b.status_code == 201
     assert b.json()["owner"] == fabric.stranger.sub
 

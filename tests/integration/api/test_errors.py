@@ -22,7 +22,9 @@ def assert_error(reply, status: int, code: str | None = None) -> dict:
 
 def test_bad_json_is_400(fabric: Fabric) -> None:
     reply = fabric.client.post(
-        "/v1/namespaces", content=b"{not json", headers={**fabric.owner.headers, "Content-Type": "application/json"}
+        "/v1/namespaces",
+        content=b"{not json",
+        headers={**fabric.owner.headers, "Content-Type": "application/json"},
     )
     assert_error(reply, 400, "bad_json")
 
@@ -38,7 +40,9 @@ def test_wrong_type_names_the_field(fabric: Fabric) -> None:
 
 
 def test_unknown_body_field_is_refused(fabric: Fabric) -> None:
-    reply = fabric.client.post("/v1/namespaces", json={"name": "abc-d", "nmae": 1}, headers=fabric.owner.headers)
+    reply = fabric.client.post(
+        "/v1/namespaces", json={"name": "abc-d", "nmae": 1}, headers=fabric.owner.headers
+    )
     assert "nmae" in assert_error(reply, 422)["message"]
 
 
@@ -46,7 +50,9 @@ def test_unknown_body_field_is_refused(fabric: Fabric) -> None:
 def test_invalid_topic_names(fabric: Fabric, name: str) -> None:
     fabric.client.get("/v1/me", headers=fabric.owner.headers)
     reply = fabric.client.post(
-        f"/v1/namespaces/{fabric.owner.namespace}/topics", json={"name": name}, headers=fabric.owner.headers
+        f"/v1/namespaces/{fabric.owner.namespace}/topics",
+        json={"name": name},
+        headers=fabric.owner.headers,
     )
     error = assert_error(reply, 400, "invalid_name")
     assert error["details"]["field"] == "name"
@@ -55,7 +61,10 @@ def test_invalid_topic_names(fabric: Fabric, name: str) -> None:
 def test_kafka_collision_is_refused(fabric: Fabric) -> None:
     fabric.client.get("/v1/me", headers=fabric.owner.headers)
     url = f"/v1/namespaces/{fabric.owner.namespace}/topics"
-    assert fabric.client.post(url, json={"name": "a.b"}, headers=fabric.owner.headers).status_code == 201
+    assert (
+        fabric.client.post(url, json={"name": "a.b"}, headers=fabric.owner.headers).status_code
+        == 201
+    )
     assert_error(fabric.client.post(url, json={"name": "a_b"}, headers=fabric.owner.headers), 409)
 
 
@@ -81,7 +90,12 @@ def test_unknown_route_and_method_are_json(fabric: Fabric) -> None:
 
 
 def test_missing_and_malformed_tokens(fabric: Fabric) -> None:
-    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer nope"}):
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer nope"},
+    ):
         reply = fabric.client.get("/v1/me", headers=headers)
         assert_error(reply, 401, "unauthenticated")
         assert reply.headers["www-authenticate"] == "Bearer"
@@ -91,10 +105,14 @@ def test_grant_to_a_non_identity(fabric: Fabric) -> None:
     fabric.client.get("/v1/me", headers=fabric.owner.headers)
     url = f"/v1/namespaces/{fabric.owner.namespace}/topics"
     fabric.client.post(url, json={"name": "g"}, headers=fabric.owner.headers)
-    reply = fabric.client.put(f"{url}/g/grants/not-a-uuid", json={"access": "read"}, headers=fabric.owner.headers)
+    reply = fabric.client.put(
+        f"{url}/g/grants/not-a-uuid", json={"access": "read"}, headers=fabric.owner.headers
+    )
     assert assert_error(reply, 400, "invalid_name")["details"]["field"] == "identity"
     bad_access = fabric.client.put(
-        f"{url}/g/grants/{fabric.grantee.sub}", json={"access": "admin"}, headers=fabric.owner.headers
+        f"{url}/g/grants/{fabric.grantee.sub}",
+        json={"access": "admin"},
+        headers=fabric.owner.headers,
     )
     assert "access" in assert_error(bad_access, 422)["message"]
 

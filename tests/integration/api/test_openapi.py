@@ -36,13 +36,17 @@ def test_schemathesis_finds_no_server_error(fabric: Fabric) -> None:
     failures: list[str] = []
     calls: list[str] = []
 
-    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     def run(case: schemathesis.Case) -> None:
         case.headers = {**(case.headers or {}), **fabric.owner.headers}
         response = case.call()
         calls.append(f"{case.method} {case.path}")
         if response.status_code >= 500:
-            failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
+            failures.append(
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}"
+            )
         case.validate_response(response, checks=(schemathesis.checks.response_schema_conformance,))
 
     for operation in schema.get_all_operations():

@@ -11,7 +11,9 @@ from tests.integration.api.conftest import Fabric
 def _setup_topic(fabric: Fabric, name: str) -> str:
     fabric.client.get("/v1/me", headers=fabric.owner.headers)
     reply = fabric.client.post(
-        f"/v1/namespaces/{fabric.owner.namespace}/topics", json={"name": name}, headers=fabric.owner.headers
+        f"/v1/namespaces/{fabric.owner.namespace}/topics",
+        json={"name": name},
+        headers=fabric.owner.headers,
     )
     assert reply.status_code == 201, reply.text
     return f"{fabric.owner.namespace}.{name}"

@@ -81,14 +81,18 @@ def test_recreate_empties_the_topic(fabric: Fabric, topic_name: str) -> None:
     url = f"/v1/namespaces/{fabric.owner.namespace}/topics/{topic_name}"
     for i in range(3):
         reply = fabric.client.post(
-            f"{url}/records", json={"value": {"type": "JSON", "data": {"i": i}}}, headers=fabric.owner.headers
+            f"{url}/records",
+            json={"value": {"type": "JSON", "data": {"i": i}}},
+            headers=fabric.owner.headers,
         )
         assert reply.status_code == 200, reply.text
     assert reply.json()["offset"] == 2
     again = fabric.client.post(f"{url}/recreate", headers=fabric.owner.headers)
     assert again.status_code == 200, again.text
     first = fabric.client.post(
-        f"{url}/records", json={"value": {"type": "STRING", "data": "x"}}, headers=fabric.owner.headers
+        f"{url}/records",
+        json={"value": {"type": "STRING", "data": "x"}},
+        headers=fabric.owner.headers,
     )
     assert first.json()["offset"] == 0
 
@@ -176,7 +180,9 @@ def test_grants_give_and_take_access(fabric: Fabric, topic_name: str) -> None:
     produce = {"value": {"type": "JSON", "data": 1}}
     assert fabric.client.get(url, headers=grantee.headers).status_code == 404
 
-    granted = fabric.client.put(f"{url}/grants/{grantee.sub}", json={"access": "read"}, headers=owner.headers)
+    granted = fabric.client.put(
+        f"{url}/grants/{grantee.sub}", json={"access": "read"}, headers=owner.headers
+    )
     assert granted.status_code == 200, granted.text
     assert fabric.client.get(url, headers=grantee.headers).status_code == 200
     refused = fabric.client.post(f"{url}/records", json=produce, headers=grantee.headers)
@@ -184,12 +190,20 @@ def test_grants_give_and_take_access(fabric: Fabric, topic_name: str) -> None:
     assert "read" in refused.json()["error"]["message"]
     assert fabric.client.delete(url, headers=grantee.headers).status_code == 403
 
-    fabric.client.put(f"{url}/grants/{grantee.sub}", json={"access": "readwrite"}, headers=owner.headers)
-    assert fabric.client.post(f"{url}/records", json=produce, headers=grantee.headers).status_code == 200
+    fabric.client.put(
+        f"{url}/grants/{grantee.sub}", json={"access": "readwrite"}, headers=owner.headers
+    )
+    assert (
+        fabric.client.post(f"{url}/records", json=produce, headers=grantee.headers).status_code
+        == 200
+    )
     listed = fabric.client.get(f"{url}/grants", headers=owner.headers).json()["items"]
     assert [(g["grantee"], g["access"]) for g in listed] == [(grantee.sub, "readwrite")]
 
-    assert fabric.client.delete(f"{url}/grants/{grantee.sub}", headers=owner.headers).status_code == 204
+    assert (
+        fabric.client.delete(f"{url}/grants/{grantee.sub}", headers=owner.headers).status_code
+        == 204
+    )
     assert fabric.client.get(url, headers=grantee.headers).status_code == 404
 
 
@@ -198,14 +212,21 @@ def test_prefix_grant_covers_topics_created_later(fabric: Fabric) -> None:
     fabric.client.get("/v1/me", headers=owner.headers)
     ns_url = f"/v1/namespaces/{owner.namespace}"
     put = fabric.client.put(
-        f"{ns_url}/grants/{grantee.sub}", json={"prefix": "beam", "access": "read"}, headers=owner.headers
+        f"{ns_url}/grants/{grantee.sub}",
+        json={"prefix": "beam", "access": "read"},
+        headers=owner.headers,
     )
     assert put.status_code == 200, put.text
     create_topic(fabric, "beam.det1.frames")
     create_topic(fabric, "beamline")
-    assert fabric.client.get(f"{ns_url}/topics/beam.det1.frames", headers=grantee.headers).status_code == 200
+    assert (
+        fabric.client.get(f"{ns_url}/topics/beam.det1.frames", headers=grantee.headers).status_code
+        == 200
+    )
     # "beam" covers the subtree beam.*, not a sibling that merely starts with the letters.
-    assert fabric.client.get(f"{ns_url}/topics/beamline", headers=grantee.headers).status_code == 404
+    assert (
+        fabric.client.get(f"{ns_url}/topics/beamline", headers=grantee.headers).status_code == 404
+    )
     listing = fabric.client.get(f"{ns_url}/topics", headers=grantee.headers).json()
     assert [t["name"] for t in listing["items"]] == ["beam.det1.frames"]
 
@@ -224,25 +245,37 @@ def test_deleting_a_topic_removes_its_grants(fabric: Fabric, topic_name: str) ->
 
 
 def test_namespaces_first_come_first_served(fabric: Fabric) -> None:
-    first = fabric.client.post("/v1/namespaces", json={"name": "beamline-7"}, headers=fabric.owner.headers)
+    first = fabric.client.post(
+        "/v1/namespaces", json={"name": "beamline-7"}, headers=fabric.owner.headers
+    )
     assert first.status_code == 201, first.text
-    second = fabric.client.post("/v1/namespaces", json={"name": "beamline-7"}, headers=fabric.stranger.headers)
+    second = fabric.client.post(
+        "/v1/namespaces", json={"name": "beamline-7"}, headers=fabric.stranger.headers
+    )
     assert second.status_code == 409
-    reserved = fabric.client.post("/v1/namespaces", json={"name": "ns-abc"}, headers=fabric.owner.headers)
+    reserved = fabric.client.post(
+        "/v1/namespaces", json={"name": "ns-abc"}, headers=fabric.owner.headers
+    )
     assert reserved.status_code == 400
     assert reserved.json()["error"]["details"]["field"] == "name"
-    stranger_delete = fabric.client.delete("/v1/namespaces/beamline-7", headers=fabric.stranger.headers)
+    stranger_delete = fabric.client.delete(
+        "/v1/namespaces/beamline-7", headers=fabric.stranger.headers
+    )
     assert stranger_delete.status_code == 404
 
 
 def test_namespace_delete_refused_while_topics_remain(fabric: Fabric) -> None:
     headers = fabric.owner.headers
     fabric.client.post("/v1/namespaces", json={"name": "scratch"}, headers=headers)
-    reply = fabric.client.post("/v1/namespaces/scratch/topics", json={"name": "a.b"}, headers=headers)
+    reply = fabric.client.post(
+        "/v1/namespaces/scratch/topics", json={"name": "a.b"}, headers=headers
+    )
     assert reply.status_code == 201
     refused = fabric.client.delete("/v1/namespaces/scratch", headers=headers)
     assert refused.status_code == 409
-    forced = fabric.client.delete("/v1/namespaces/scratch", params={"force": "true"}, headers=headers)
+    forced = fabric.client.delete(
+        "/v1/namespaces/scratch", params={"force": "true"}, headers=headers
+    )
     assert forced.status_code == 204
     assert "scratch.a.b" not in fabric.container.fabric.deps.broker.list_topics()
     default = fabric.client.delete(f"/v1/namespaces/{fabric.owner.namespace}", headers=headers)
@@ -253,12 +286,19 @@ def test_quotas_name_the_limit(fabric: Fabric) -> None:
     headers = fabric.owner.headers
     fabric.client.get("/v1/me", headers=headers)
     for name in ("qa", "qb"):
-        assert fabric.client.post("/v1/namespaces", json={"name": name + "-ns"}, headers=headers).status_code == 201
+        assert (
+            fabric.client.post(
+                "/v1/namespaces", json={"name": name + "-ns"}, headers=headers
+            ).status_code
+            == 201
+        )
     over = fabric.client.post("/v1/namespaces", json={"name": "qc-ns"}, headers=headers)
     assert over.status_code == 429
     assert "namespaces_per_identity" in over.json()["error"]["message"]
     big = fabric.client.post(
-        f"/v1/namespaces/{fabric.owner.namespace}/topics", json={"name": "big", "partitions": 1000}, headers=headers
+        f"/v1/namespaces/{fabric.owner.namespace}/topics",
+        json={"name": "big", "partitions": 1000},
+        headers=headers,
     )
     assert big.status_code == 422
     assert "partitions_per_topic" in big.json()["error"]["message"]
@@ -280,9 +320,14 @@ def test_keys_secret_shown_once_and_hashed(fabric: Fabric) -> None:
     third = fabric.client.post("/v1/keys", json={"name": "edge"}, headers=headers)
     assert third.status_code == 429
     assert "/v1/credentials" in third.json()["error"]["message"]
-    strangers = fabric.client.delete(f"/v1/keys/{created.json()['key_id']}", headers=fabric.stranger.headers)
+    strangers = fabric.client.delete(
+        f"/v1/keys/{created.json()['key_id']}", headers=fabric.stranger.headers
+    )
     assert strangers.status_code == 404
-    assert fabric.client.delete(f"/v1/keys/{created.json()['key_id']}", headers=headers).status_code == 204
+    assert (
+        fabric.client.delete(f"/v1/keys/{created.json()['key_id']}", headers=headers).status_code
+        == 204
+    )
     creds = fabric.client.post("/v1/credentials", json={}, headers=headers)
     assert creds.status_code == 201, creds.text
     assert creds.json()["session_token"]
@@ -294,7 +339,9 @@ def test_topic_reply_tells_the_callers_access(fabric: Fabric, topic_name: str) -
     create_topic(fabric, topic_name)
     url = f"/v1/namespaces/{owner.namespace}/topics/{topic_name}"
     assert fabric.client.get(url, headers=owner.headers).json()["access"] == "readwrite"
-    fabric.client.put(f"{url}/grants/{grantee.sub}", json={"access": "write"}, headers=owner.headers)
+    fabric.client.put(
+        f"{url}/grants/{grantee.sub}", json={"access": "write"}, headers=owner.headers
+    )
     shown = fabric.client.get(url, headers=grantee.headers)
     assert shown.status_code == 200
     assert shown.json()["access"] == "write"

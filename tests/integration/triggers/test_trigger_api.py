@@ -320,4 +320,6 @@ def test_deleting_a_topic_removes_its_triggers(trigger_fabric: TriggerFabric) ->
     assert fabric.client.delete(url, headers=fabric.owner.headers).status_code == 204
     gone = fabric.client.get(f"/v1/triggers/{doomed}", headers=fabric.owner.headers)
     assert gone.status_code == 404
-    assert fabric.client.get(f"/v1/triggers/{kept}", headers=fabric.owner.headers).status_code == 200
+    assert (
+        fabric.client.get(f"/v1/triggers/{kept}", headers=fabric.owner.headers).status_code == 200
+    )

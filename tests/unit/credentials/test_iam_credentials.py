@@ -329,7 +329,10 @@ def test_users_are_created_with_the_client_boundary(
     boundary = aws["iam"].create_policy(
         PolicyName="client-boundary",
         PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kafka-cluster:*", "Resource": "*"}]}
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "kafka-cluster:*", "Resource": "*"}],
+            }
         ),
     )["Policy"]["Arn"]
     # moto accepts but does not keep a user's boundary: check what IAM was asked to do.
