@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from octopus_client import __version__
-from octopus_client.cli import local, resources, session, streams
+from octopus_client.cli import local, resources, session, streams, watch
 from octopus_client.cli.state import CliState, error_line, exit_code_for, state
 from octopus_client.errors import OctopusClientError
 
@@ -84,4 +84,5 @@ def main(
 session.register(app)
 resources.register(app)
 streams.register(app)
+watch.register(app)
 app.add_typer(local.app, name="local")
