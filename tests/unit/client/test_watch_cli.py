@@ -150,8 +150,16 @@ def read_records(bootstrap: str, topic: str, count: int, timeout: float) -> list
 
 
 @pytest.mark.broker
-def test_finished_files_become_events_until_ctrl_c(
-    api: FakeAPI, bootstrap_servers: str, watch_topic: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("stop_signal", "json_output"), [(signal.SIGINT, True), (signal.SIGTERM, False)]
+)
+def test_finished_files_become_events_until_stopped(
+    api: FakeAPI,
+    bootstrap_servers: str,
+    watch_topic: str,
+    tmp_path: Path,
+    stop_signal: signal.Signals,
+    json_output: bool,
 ) -> None:
     watched = tmp_path / "incoming"
     watched.mkdir()
@@ -162,7 +170,8 @@ def test_finished_files_become_events_until_ctrl_c(
     def drive() -> None:
         # The watcher starts right after the topic was accepted (the observer's inotify
         # watch is set up synchronously); write two files, wait for both events on the
-        # topic, then press Ctrl-C.
+        # topic, then press Ctrl-C (or send SIGTERM). The signal is only sent once events
+        # are on the topic, so the command's handlers are in place by then.
         deadline = time.monotonic() + 30
         while not api.calls("GET", topic_path) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -175,32 +184,39 @@ def test_finished_files_become_events_until_ctrl_c(
                 time.sleep(0.05)
         outcome["records"] = read_records(bootstrap_servers, watch_topic, 2, 30)
         time.sleep(0.5)  # nothing else follows (checked below)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), stop_signal)
 
     driver = threading.Thread(target=drive)
     driver.start()
-    result = run(api, "watch", str(watched), "--topic", "lab.files", "--settle-ms", "200", "--json")
+    args = ["watch", str(watched), "--topic", "lab.files", "--settle-ms", "200"]
+    result = run(api, *args, *(["--json"] if json_output else []))
     driver.join(60)
     assert result.exit_code == 0, result.output
 
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert sorted(line["event"]["subject"] for line in lines) == ["a.txt", "b.bin"]
-    for line in lines:
-        event = line["event"]
-        ce.validate(event)
-        assert event["type"] == ce.CREATED
-        assert line["topic"] == watch_topic
-        assert event["data"]["sha256"] == file_sha256(watched / event["subject"])
-        assert event["data"]["size"] == (watched / event["subject"]).stat().st_size
-
     records = outcome["records"]
     assert isinstance(records, list) and len(records) == 2
+    envelopes = {}
     for message in records:
         envelope = json.loads(message.value())
+        envelopes[envelope["subject"]] = envelope
         assert message.key().decode() == envelope["subject"]
         headers = dict(message.headers())
         assert headers["content-type"] == ce.STRUCTURED_CONTENT_TYPE.encode()
         assert headers["ce_type"] == ce.CREATED.encode()
         assert headers["ce_id"] == envelope["id"].encode()
+        ce.validate(envelope)
+        assert envelope["type"] == ce.CREATED
+        assert envelope["data"]["sha256"] == file_sha256(watched / envelope["subject"])
+        assert envelope["data"]["size"] == (watched / envelope["subject"]).stat().st_size
+    assert sorted(envelopes) == ["a.txt", "b.bin"]
+
+    # One line per delivered event, and nothing else.
+    if json_output:
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert {line["event"]["subject"]: line["event"] for line in lines} == envelopes
+        assert len(lines) == 2 and {line["topic"] for line in lines} == {watch_topic}
+    else:
+        expected = {f"{e['time']} created {name}" for name, e in envelopes.items()}
+        assert sorted(result.stdout.splitlines()) == sorted(expected)
     assert f"watching {watched.resolve()} -> {watch_topic}" in result.stderr
     assert result.stderr.splitlines()[-1] == f"published 2 events to {watch_topic}"
