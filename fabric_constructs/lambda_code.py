@@ -130,11 +130,16 @@ def _link_tree(source: Path, destination: Path) -> None:
             _link(os.path.join(current, name), os.path.join(target, name))
 
 
-def _link_files(source: Path, destination: Path, files: list[Path]) -> None:
+def _copy_files(source: Path, destination: Path, files: list[Path]) -> None:
+    # Copied, not linked: an in-place edit of a source file must not change an
+    # already staged asset whose hash names the old content.
+    made: set[Path] = set()
     for path in files:
         out = destination / path.relative_to(source)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _link(str(path), str(out))
+        if out.parent not in made:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            made.add(out.parent)
+        shutil.copyfile(path, out)
 
 
 @jsii.implements(cdk.ILocalBundling)
@@ -144,7 +149,7 @@ class LocalPipBundling:
     def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_: object) -> bool:
         out = Path(output_dir)
         _link_tree(ensure_dependencies(), out)
-        _link_files(RUNTIME_DIR, out / "runtime", _source_files(RUNTIME_DIR))
+        _copy_files(RUNTIME_DIR, out / "runtime", _source_files(RUNTIME_DIR))
         return True
 
 
