@@ -48,8 +48,12 @@ def stream_consumer_config(
         "auto.offset.reset": "earliest",
         "allow.auto.create.topics": False,
         "enable.partition.eof": False,
+        # The memory bound of the prefetch is the kbytes; a message-count threshold
+        # (queued.min.messages) only makes librdkafka stop fetching sooner: at 2000 a
+        # stream waited on fetch round trips (≈1.8 µs/record against ≈1.1 µs at
+        # librdkafka's default of 100000, same 2 MiB bound; measured on the local broker).
         "queued.max.messages.kbytes": settings.prefetch_kbytes,
-        "queued.min.messages": max(settings.batch_records * 4, 1000),
+        "queued.min.messages": 100_000,
         # librdkafka (>= 2.3) postpones the next fetch by this much when the prefetch queue
         # is over its bounds (default 1 s): with small bounds that stalls a stream.
         "fetch.queue.backoff.ms": 10,

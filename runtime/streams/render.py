@@ -16,8 +16,11 @@ records that need them. Its output equals :func:`runtime.streams.encoding.record
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import chain, groupby, repeat
+from operator import itemgetter
 from typing import cast
 
 from confluent_kafka import KafkaError, Message
@@ -30,11 +33,18 @@ from runtime.streams.encoding import (
     key_field,
     record_json,
     sse_record,
+    timestamp_bytes,
+    timestamp_bytes_cache,
     timestamp_cache,
     timestamp_fields,
     value_field,
 )
 from runtime.streams.positions import PositionMap, channel_id
+
+_second = itemgetter(1)
+_INT_BYTES = b"%d".__mod__
+# What JSON (and orjson) escapes in a string: text without these is embedded as is.
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 
 
 def message_headers(message: Message) -> list[tuple[str, bytes | None]] | None:
@@ -113,15 +123,137 @@ class Renderer:
         return rendered
 
     def _render_single(self, messages: list[Message]) -> Rendered:
-        single = self.single_topic
-        assert single is not None
-        parts = self.positions.setdefault(single, {})
-        vector = self._vector
-        topic_json = self._json_of(single)
-        values = [message.value() for message in messages]
+        values = list(map(Message.value, messages))
         # One JSON check for the whole batch; a batch with a non-JSON value (or a
         # tombstone, or an error event) is checked record by record instead.
         joined = None if None in values else json_values_joined(cast(list[bytes], values))
+        if joined is not None:
+            plain = self._render_plain(messages, cast(list[bytes], values), joined)
+            if plain is not None:
+                return plain
+        return self._render_each(messages, values, joined)
+
+    def _run_parts(self, partition: int) -> tuple[str, str, str, str]:
+        """The constant parts of a run of ``partition``'s records: the id's prefix, the
+        other partitions' next offsets before and after it, the data's prefix.
+        ``id: <topic>/<p>/<o>;<head><o + 1><tail>`` — the other partitions do not move
+        while p's run lasts (consume() returns runs of one partition)."""
+        vector = self._vector
+        if partition >= len(vector):
+            vector.extend([0] * (partition + 1 - len(vector)))
+        head = "".join(f"{n}," for n in vector[:partition])
+        tail = "".join(f",{n}" for n in vector[partition + 1 :])
+        run_id = f"id: {self.single_topic}/{partition}/"
+        run_data = (
+            f'\nevent: record\ndata: {{"topic":{self._json_of(self.single_topic or "")},'
+            f'"partition":{partition},"offset":'
+        )
+        return run_id, head, tail, run_data
+
+    def _finish_single(self, touched: set[int], last_partition: int, last_offset: int) -> None:
+        """After a batch: the stream's positions move past its records."""
+        vector = self._vector
+        if last_partition >= 0:
+            vector[last_partition] = last_offset + 1
+            self.last = (self.single_topic or "", last_partition, last_offset)
+        parts = self.positions.setdefault(self.single_topic or "", {})
+        for partition in touched:
+            parts[partition] = vector[partition]
+
+    def _render_plain(
+        self, messages: list[Message], values: list[bytes], joined: bytes
+    ) -> Rendered | None:
+        """The common batch, assembled in C: JSON values (UTF-8), no error events, no
+        headers, keys all absent or all text that needs no JSON escaping. The fields are
+        gathered with ``map`` and every event is spliced from constant pieces and the
+        records' own bytes with one ``bytes.join`` per partition run: no Python code runs
+        per record. None when the batch is not like that."""
+        count = len(messages)
+        if list(map(Message.error, messages)).count(None) != count:
+            return None
+        if list(map(Message.headers, messages)).count(None) != count:
+            return None
+        try:
+            if not joined.isascii():
+                joined.decode("utf-8")  # the separators are ASCII: checks every value
+        except UnicodeDecodeError:
+            return None
+        keys = list(map(Message.key, messages))
+        key_bytes: Iterable[bytes]
+        if keys.count(None) == count:
+            key_head, key_bytes, key_tail = b',"key":null', repeat(b"", count), b""
+        elif None in keys:
+            return None
+        else:
+            try:
+                key_text = b",".join(cast(list[bytes], keys)).decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if _NEEDS_ESCAPE.search(key_text):
+                return None
+            key_head, key_bytes = b',"key":"', cast(list[bytes], keys)
+            key_tail = b'","key_encoding":"text"'
+        if b"\n" in joined or b"\r" in joined:
+            values = [value.replace(b"\r", b" ").replace(b"\n", b" ") for value in values]
+        partitions = list(map(Message.partition, messages))
+        offsets = list(map(Message.offset, messages))
+        if None in partitions or None in offsets:
+            return None
+        known_offsets = cast(list[int], offsets)
+        stamps = list(map(_second, map(Message.timestamp, messages)))
+        time_parts = list(map(timestamp_bytes_cache.get, stamps))
+        if None in time_parts:
+            time_parts = [
+                part or timestamp_bytes(ms) for part, ms in zip(time_parts, stamps, strict=True)
+            ]
+        offset_texts = list(map(_INT_BYTES, known_offsets))
+        key_pieces = list(key_bytes)
+        value_tail = b',"value_encoding":"json","headers":[]}\n\n'
+        vector = self._vector
+        touched: set[int] = set()
+        pieces: list[bytes] = []
+        start = 0
+        for partition, run in groupby(cast(list[int], partitions)):
+            end = start + len(list(run))
+            run_id, head, tail, run_data = self._run_parts(partition)
+            touched.add(partition)
+            ids = offset_texts[start:end]
+            first = known_offsets[start]
+            if known_offsets[start:end] == list(range(first, first + end - start)):
+                # Consecutive offsets (the usual run): each next offset is the next id.
+                nexts = [*offset_texts[start + 1 : end], _INT_BYTES(known_offsets[end - 1] + 1)]
+            else:
+                nexts = [_INT_BYTES(o + 1) for o in known_offsets[start:end]]
+            pieces.append(
+                b"".join(
+                    chain.from_iterable(
+                        zip(
+                            repeat(run_id.encode()),
+                            ids,
+                            repeat(f";{head}".encode()),
+                            nexts,
+                            repeat(f"{tail}{run_data}".encode()),
+                            ids,
+                            repeat(b","),
+                            time_parts[start:end],
+                            repeat(key_head),
+                            key_pieces[start:end],
+                            repeat(key_tail + b',"value":'),
+                            values[start:end],
+                            repeat(value_tail),
+                        )
+                    )
+                )
+            )
+            vector[partition] = known_offsets[end - 1] + 1
+            start = end
+        self._finish_single(touched, partitions[-1] or 0, known_offsets[-1])
+        return Rendered(b"".join(pieces), count, [])
+
+    def _render_each(
+        self, messages: list[Message], values: list[bytes | None], joined: bytes | None
+    ) -> Rendered:
+        """Any batch: every record takes the path it needs."""
         all_json = joined is not None
         line_breaks = joined is None or b"\n" in joined or b"\r" in joined
         check = json_syntax_check
@@ -129,12 +261,11 @@ class Renderer:
         chunks: list[str] = []
         append = chunks.append
         errors: list[KafkaError] = []
-        # Per record: ``id: <topic>/<p>/<o>;<head><o + 1><tail>`` where head/tail are the
-        # other partitions' next offsets (they do not move while p's run lasts).
-        current = -1
-        head = tail = run_id = run_data = ""
-        partition = offset = next_offset = 0
         touched: set[int] = set()
+        vector = self._vector
+        current = -1
+        run_id = head = tail = run_data = ""
+        partition = offset = next_offset = 0
         for message, value in zip(messages, values, strict=True):
             error = message.error()
             if error is not None:
@@ -145,17 +276,9 @@ class Renderer:
             if partition != current:
                 if current >= 0:
                     vector[current] = next_offset
-                if partition >= len(vector):
-                    vector.extend([0] * (partition + 1 - len(vector)))
                 current = partition
                 touched.add(partition)
-                head = "".join(f"{n}," for n in vector[:partition])
-                tail = "".join(f",{n}" for n in vector[partition + 1 :])
-                run_id = f"id: {single}/{partition}/"
-                run_data = (
-                    f'\nevent: record\ndata: {{"topic":{topic_json},"partition":{partition},'
-                    '"offset":'
-                )
+                run_id, head, tail, run_data = self._run_parts(partition)
             next_offset = offset + 1
             timestamp_ms = message.timestamp()[1]
             time_part = timestamps.get(timestamp_ms) or timestamp_fields(timestamp_ms)
@@ -167,8 +290,7 @@ class Renderer:
                     key_text = key.decode("utf-8")
                 except UnicodeDecodeError:
                     key_text = ""
-                # Letters and digits need no JSON escaping.
-                if key_text.isalnum():
+                if key_text and not _NEEDS_ESCAPE.search(key_text):
                     key_part = f'"key":"{key_text}","key_encoding":"text"'
                 else:
                     key_part = key_field(key)
@@ -190,11 +312,7 @@ class Renderer:
                 f"{run_id}{offset_text};{head}{next_offset}{tail}{run_data}{offset_text},"
                 f'{time_part},{key_part},{value_part},"headers":{header_part}}}\n\n'
             )
-        if current >= 0:
-            vector[current] = next_offset
-            self.last = (single, partition, offset)
-        for touched_partition in touched:
-            parts[touched_partition] = vector[touched_partition]
+        self._finish_single(touched, current, offset)
         return Rendered("".join(chunks).encode("utf-8"), len(chunks), errors)
 
     def _render_channel(self, messages: list[Message]) -> Rendered:

@@ -73,18 +73,42 @@ JSON_VALUES: list[
 ]
 
 
-@pytest.mark.parametrize("values", [VALUES, JSON_VALUES], ids=["mixed", "all_json"])
+# The common batch (one fast path): JSON values, no headers, keys all letters/digits...
+PLAIN_VALUES: list[
+    tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]
+] = [
+    (b'{"frame": 1, "pad": "x"}', b"k1", None),
+    (b'{"a":\r\n 1}', "\u00e9t\u00e92".encode(), None),
+    (b" [1, 2] ", b"det-1/run.5", None),
+    (b'"caf\xc3\xa9"', b"", None),
+]
+# ... or all absent.
+PLAIN_NO_KEYS = [(value, None, None) for value, _key, _headers in PLAIN_VALUES]
+# A key JSON must escape sends the batch down the per-record path.
+ESCAPED_KEY = [*PLAIN_VALUES, (b"1", b'a"b', None), (b"2", b"tab\there", None)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [VALUES, JSON_VALUES, PLAIN_VALUES, PLAIN_NO_KEYS, ESCAPED_KEY],
+    ids=["mixed", "all_json", "plain", "plain_no_keys", "escaped_key"],
+)
 def test_rendered_events_equal_the_reference_encoding_and_ids_resume(
     values: list[tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]],
 ) -> None:
     renderer = Renderer("ns1", "beam.det1", {"beam.det1": {0: 0, 1: 5, 2: 0}}, lambda _: 3)
     # Runs of one partition, then a switch, like consume() returns them.
     plan = [(1, 5), (1, 6), (0, 0), (0, 1), (0, 2), (2, 0), (1, 7), (1, 8), (0, 3)]
-    plan += [(2, 1), (2, 2), (2, 3)]
+    plan += [(2, 1), (2, 2), (2, 3), (0, 5), (0, 7), (0, 8)]  # a gap (compaction)
     messages = [_message(p, o, *values[i % len(values)]) for i, (p, o) in enumerate(plan)]
     raw_values = [m.value() for m in messages]
     batch_checked = None not in raw_values and json_values_joined(raw_values) is not None  # type: ignore[arg-type]
-    assert batch_checked == (values is JSON_VALUES)
+    assert batch_checked == (values is not VALUES)
+    if batch_checked:  # the fast path takes exactly the plain batches
+        fresh = Renderer("ns1", "beam.det1", {"beam.det1": {0: 0, 1: 5, 2: 0}}, lambda _: 3)
+        joined = b"[" + b",".join(raw_values) + b"]"  # type: ignore[arg-type]
+        taken = fresh._render_plain(messages, raw_values, joined)  # type: ignore[arg-type]
+        assert (taken is not None) == (values is PLAIN_VALUES or values is PLAIN_NO_KEYS)
     rendered = renderer.render(messages, {})
     assert rendered.count == len(messages) and not rendered.errors
     events = _events(rendered.body)
@@ -112,7 +136,7 @@ def test_rendered_events_equal_the_reference_encoding_and_ids_resume(
         if message.value() is not None:
             assert value_json(message.value())[1] == parsed["value_encoding"]
     assert renderer.positions["beam.det1"] == expected_next
-    assert renderer.last == ("beam.det1", 2, 3)
+    assert renderer.last == ("beam.det1", 0, 8)
 
 
 def test_error_events_are_reported_not_rendered() -> None:
