@@ -18,7 +18,8 @@ test: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy runtime client/octopus_client stacks fabric_constructs app.py
+	.venv/bin/mypy runtime stacks fabric_constructs app.py
+	MYPYPATH=client .venv/bin/mypy client/octopus_client
 
 synth: bootstrap
 	npx cdk synth --quiet
