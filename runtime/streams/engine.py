@@ -112,6 +112,7 @@ class EventStreamResponse(Response):
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     disconnected.set()
+                    buffer.ready.set()  # the writer waits on this one event
                     return
 
         listener = asyncio.ensure_future(listen())
@@ -175,21 +176,17 @@ class EventStreamResponse(Response):
             await self._end(send, end.reason)
 
     async def _wait(self, buffer: EventBuffer, disconnected: asyncio.Event) -> None:
-        if buffer.ready.is_set():
+        """Until records are buffered, the reader stopped, the client left (the listener
+        sets ``buffer.ready`` too) or a periodic duty is due."""
+        if buffer.ready.is_set() or disconnected.is_set():
             return
         deadline = min(self._next_heartbeat, self._next_access_check, self._deadline_expiry())
         if self.plan.single_topic is None:
             deadline = min(deadline, self._next_relist)
-        timeout = max(0.0, deadline - time.monotonic())
-        waiters = {
-            asyncio.ensure_future(buffer.ready.wait()),
-            asyncio.ensure_future(disconnected.wait()),
-        }
-        try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        # A timeout scope rather than tasks + asyncio.wait: this runs once per chunk.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await buffer.ready.wait()
 
     def _deadline_expiry(self) -> float:
         expires_at = self.plan.principal.expires_at
@@ -245,27 +242,20 @@ class EventStreamResponse(Response):
             if notices:
                 body = "".join(notices).encode() + body
                 self._pending_notices = []
-            task = asyncio.ensure_future(
-                send({"type": "http.response.body", "body": body, "more_body": True})
-            )
+            message = {"type": "http.response.body", "body": body, "more_body": True}
             while True:
-                done, _pending = await asyncio.wait({task}, timeout=_BLOCKED_WRITE_POLL_S)
-                if task in done:
-                    task.result()
-                    self._next_heartbeat = time.monotonic() + self.plan.settings.heartbeat_seconds
-                    return True
-                # The client is not reading. The bytes are already with the transport;
-                # stop waiting for it to drain if the stream has to end anyway.
-                if disconnected.is_set():
-                    task.cancel()
-                    return False
                 try:
+                    async with asyncio.timeout(_BLOCKED_WRITE_POLL_S):
+                        await send(message)
+                except TimeoutError:
+                    # The client is not reading; the write was given up on before it
+                    # wrote anything. Stop if the stream has to end anyway, else retry.
+                    if disconnected.is_set():
+                        return False
                     await self._checks(buffer, reader)
-                except _EndStream:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                    raise
+                    continue
+                self._next_heartbeat = time.monotonic() + self.plan.settings.heartbeat_seconds
+                return True
 
         return write
 
