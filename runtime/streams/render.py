@@ -125,8 +125,9 @@ class Renderer:
     def _render_single(self, messages: list[Message]) -> Rendered:
         values = list(map(Message.value, messages))
         # One JSON check for the whole batch; a batch with a non-JSON value (or a
-        # tombstone, or an error event) is checked record by record instead.
-        joined = None if None in values else json_values_joined(cast(list[bytes], values))
+        # tombstone, an empty value, an error event) is checked record by record instead.
+        # (Truth tests, not ``None in``: comparing bytes with None is slow.)
+        joined = json_values_joined(cast(list[bytes], values)) if all(values) else None
         if joined is not None:
             plain = self._render_plain(messages, cast(list[bytes], values), joined)
             if plain is not None:
@@ -169,9 +170,8 @@ class Renderer:
         records' own bytes with one ``bytes.join`` per partition run: no Python code runs
         per record. None when the batch is not like that."""
         count = len(messages)
-        if list(map(Message.error, messages)).count(None) != count:
-            return None
-        if list(map(Message.headers, messages)).count(None) != count:
+        # Errors are objects, headers non-empty lists: any() finds either.
+        if any(map(Message.error, messages)) or any(map(Message.headers, messages)):
             return None
         try:
             if not joined.isascii():
@@ -180,10 +180,10 @@ class Renderer:
             return None
         keys = list(map(Message.key, messages))
         key_bytes: Iterable[bytes]
-        if keys.count(None) == count:
+        if not all(keys):  # some key is absent (or empty)
+            if keys.count(None) != count:
+                return None
             key_head, key_bytes, key_tail = b',"key":null', repeat(b"", count), b""
-        elif None in keys:
-            return None
         else:
             try:
                 key_text = b",".join(cast(list[bytes], keys)).decode("utf-8")
@@ -197,7 +197,9 @@ class Renderer:
             values = [value.replace(b"\r", b" ").replace(b"\n", b" ") for value in values]
         partitions = list(map(Message.partition, messages))
         offsets = list(map(Message.offset, messages))
-        if None in partitions or None in offsets:
+        try:  # a record without a position (never from a broker): sum() refuses None
+            sum(partitions) + sum(offsets)  # type: ignore[arg-type]
+        except TypeError:
             return None
         known_offsets = cast(list[int], offsets)
         stamps = list(map(_second, map(Message.timestamp, messages)))

@@ -80,18 +80,19 @@ PLAIN_VALUES: list[
     (b'{"frame": 1, "pad": "x"}', b"k1", None),
     (b'{"a":\r\n 1}', "\u00e9t\u00e92".encode(), None),
     (b" [1, 2] ", b"det-1/run.5", None),
-    (b'"caf\xc3\xa9"', b"", None),
+    (b'"caf\xc3\xa9"', b"Z", None),
 ]
 # ... or all absent.
 PLAIN_NO_KEYS = [(value, None, None) for value, _key, _headers in PLAIN_VALUES]
-# A key JSON must escape sends the batch down the per-record path.
+# A key JSON must escape, or an empty key, sends the batch down the per-record path.
 ESCAPED_KEY = [*PLAIN_VALUES, (b"1", b'a"b', None), (b"2", b"tab\there", None)]
+EMPTY_KEY = [*PLAIN_VALUES, (b"3", b"", None)]
 
 
 @pytest.mark.parametrize(
     "values",
-    [VALUES, JSON_VALUES, PLAIN_VALUES, PLAIN_NO_KEYS, ESCAPED_KEY],
-    ids=["mixed", "all_json", "plain", "plain_no_keys", "escaped_key"],
+    [VALUES, JSON_VALUES, PLAIN_VALUES, PLAIN_NO_KEYS, ESCAPED_KEY, EMPTY_KEY],
+    ids=["mixed", "all_json", "plain", "plain_no_keys", "escaped_key", "empty_key"],
 )
 def test_rendered_events_equal_the_reference_encoding_and_ids_resume(
     values: list[tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]],
