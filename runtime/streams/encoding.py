@@ -131,20 +131,6 @@ def iso_json(timestamp_ms: int) -> str:
 timestamp_cache: dict[int, str] = {}
 
 
-timestamp_bytes_cache: dict[int, bytes] = {}
-
-
-def timestamp_bytes(timestamp_ms: int) -> bytes:
-    """:func:`timestamp_fields` as UTF-8 (for the renderer's bytes fast path)."""
-    cached = timestamp_bytes_cache.get(timestamp_ms)
-    if cached is None:
-        cached = timestamp_fields(timestamp_ms).encode()
-        if len(timestamp_bytes_cache) > _CACHE_ENTRIES:
-            timestamp_bytes_cache.clear()
-        timestamp_bytes_cache[timestamp_ms] = cached
-    return cached
-
-
 def timestamp_fields(timestamp_ms: int) -> str:
     """``"timestamp":...,"timestamp_ms":...`` of a record; the renderer reads
     ``timestamp_cache`` first and calls this on a miss."""

@@ -20,7 +20,6 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from itertools import chain, groupby, repeat
-from operator import itemgetter
 from typing import cast
 
 from confluent_kafka import KafkaError, Message
@@ -33,16 +32,29 @@ from runtime.streams.encoding import (
     key_field,
     record_json,
     sse_record,
-    timestamp_bytes,
-    timestamp_bytes_cache,
     timestamp_cache,
     timestamp_fields,
     value_field,
 )
 from runtime.streams.positions import PositionMap, channel_id
 
-_second = itemgetter(1)
 _INT_BYTES = b"%d".__mod__
+_NULL_KEY = b',"key":null'
+_TEXT_KEY = b',"key":"'
+_time_and_key_pieces: dict[bytes, dict[tuple[int, int], bytes]] = {_NULL_KEY: {}, _TEXT_KEY: {}}
+
+
+def _time_and_key_piece(key_head: bytes, stamp: tuple[int, int]) -> bytes:
+    cache = _time_and_key_pieces[key_head]
+    piece = cache.get(stamp)
+    if piece is None:
+        piece = b"," + timestamp_fields(stamp[1]).encode() + key_head
+        if len(cache) > 4096:
+            cache.clear()
+        cache[stamp] = piece
+    return piece
+
+
 # What JSON (and orjson) escapes in a string: text without these is embedded as is.
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 
@@ -183,7 +195,7 @@ class Renderer:
         if not all(keys):  # some key is absent (or empty)
             if keys.count(None) != count:
                 return None
-            key_head, key_bytes, key_tail = b',"key":null', repeat(b"", count), b""
+            key_head, key_bytes, key_tail = _NULL_KEY, repeat(b"", count), b""
         else:
             try:
                 key_text = b",".join(cast(list[bytes], keys)).decode("utf-8")
@@ -191,7 +203,7 @@ class Renderer:
                 return None
             if _NEEDS_ESCAPE.search(key_text):
                 return None
-            key_head, key_bytes = b',"key":"', cast(list[bytes], keys)
+            key_head, key_bytes = _TEXT_KEY, cast(list[bytes], keys)
             key_tail = b'","key_encoding":"text"'
         if b"\n" in joined or b"\r" in joined:
             values = [value.replace(b"\r", b" ").replace(b"\n", b" ") for value in values]
@@ -202,12 +214,15 @@ class Renderer:
         except TypeError:
             return None
         known_offsets = cast(list[int], offsets)
-        stamps = list(map(_second, map(Message.timestamp, messages)))
-        time_parts = list(map(timestamp_bytes_cache.get, stamps))
-        if None in time_parts:
-            time_parts = [
-                part or timestamp_bytes(ms) for part, ms in zip(time_parts, stamps, strict=True)
-            ]
+        # ``,"timestamp":..,"timestamp_ms":..`` and the key's opening, one cached piece
+        # per (timestamp type, ms) tuple as ``Message.timestamp()`` returns it.
+        pieces_of = _time_and_key_pieces[key_head]
+        stamps = list(map(Message.timestamp, messages))
+        time_parts = list(map(pieces_of.get, stamps))
+        if not all(time_parts):  # new milliseconds: make their pieces once, map again
+            for stamp in set(stamps).difference(pieces_of):
+                _time_and_key_piece(key_head, stamp)
+            time_parts = list(map(pieces_of.get, stamps))
         offset_texts = list(map(_INT_BYTES, known_offsets))
         key_pieces = list(key_bytes)
         value_tail = b',"value_encoding":"json","headers":[]}\n\n'
@@ -236,9 +251,7 @@ class Renderer:
                             nexts,
                             repeat(f"{tail}{run_data}".encode()),
                             ids,
-                            repeat(b","),
                             time_parts[start:end],
-                            repeat(key_head),
                             key_pieces[start:end],
                             repeat(key_tail + b',"value":'),
                             values[start:end],
