@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -221,11 +223,47 @@ def sse_rate(url: str, token: str, count: int, clients: int) -> tuple[float, flo
     return clients * count / elapsed, min(results)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+class _CpuMeter:
+    """CPU µs per event of the broker, the web service and this process (the raw
+    consumer or the SSE clients) over one measured read."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.samples: dict[str, dict[str, list[float]]] = {}
+
+    def measure(self, phase: str, events: int, read: Callable[[], float]) -> float:
+        before = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        own = time.process_time()
+        rate = read()
+        spent = {name: _cpu_seconds(pid) - before[name] for name, pid in self.pids.items()}
+        spent["bench process"] = time.process_time() - own
+        rows = self.samples.setdefault(phase, {})
+        for name, seconds in spent.items():
+            rows.setdefault(name, []).append(seconds / events * 1e6)
+        return rate
+
+    def lines(self) -> list[str]:
+        return [
+            f"  {phase}: "
+            + ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in rows.items())
+            for phase, rows in self.samples.items()
+        ]
+
+
 def _settings_lines(args: argparse.Namespace) -> list[str]:
     def installed(name: str) -> str:
         return "yes" if importlib.util.find_spec(name) is not None else "no"
 
-    overrides = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    overrides = {k: v for k, v in os.environ.items() if k.startswith((ENV_PREFIX, "UVICORN_"))}
     stream = StreamSettings.from_env()
     return [
         f"records {args.records} (~150 B JSON values, text keys), partitions {args.partitions}, "
@@ -233,7 +271,8 @@ def _settings_lines(args: argparse.Namespace) -> list[str]:
         f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
         f"Python {platform.python_version()}, confluent-kafka {confluent_kafka.__version__}, "
         f"librdkafka {confluent_kafka.libversion()[0]}",
-        "local fabric: embedded broker, uvicorn web service (--http/--loop auto: httptools "
+        "local fabric: embedded broker, uvicorn web service (--http/--loop auto unless "
+        "UVICORN_HTTP/UVICORN_LOOP below: httptools "
         f"{installed('httptools')}, uvloop {installed('uvloop')}), trigger runner; "
         f"msgspec {installed('msgspec')}, orjson {installed('orjson')}",
         f"stream settings: batch_records {stream.batch_records}, buffer_max_records "
@@ -248,6 +287,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured reads of each kind first")
     args = parser.parse_args()
     settings_lines = _settings_lines(args)
 
@@ -275,15 +315,32 @@ def main() -> None:
         produce(bootstrap, kafka_topic, args.records, args.partitions)
         url = f"{base}/v1/namespaces/{ns}/topics/bench.sse/events"
 
+        services = json.loads((state / "fabric.json").read_text())["services"]
+        meter = _CpuMeter({n: services[n]["process"]["pid"] for n in ("broker", "api")})
+        count, partitions = args.records, args.partitions
+        for _ in range(args.warmup):  # first reads: broker caches, the app's first request
+            raw_consumer_rate(bootstrap, kafka_topic, count, partitions)
+            sse_rate(url, token, count, 1)
         raws: list[float] = []
         ones: list[float] = []
         for _ in range(args.rounds):
-            raws.append(raw_consumer_rate(bootstrap, kafka_topic, args.records, args.partitions))
-            ones.append(sse_rate(url, token, args.records, 1)[0])
-        many, slowest = sse_rate(url, token, args.records, args.clients)
+            raws.append(
+                meter.measure(
+                    "raw",
+                    count,
+                    lambda: raw_consumer_rate(bootstrap, kafka_topic, count, partitions),
+                )
+            )
+            ones.append(
+                meter.measure("SSE 1 client", count, lambda: sse_rate(url, token, count, 1)[0])
+            )
+        many, slowest = sse_rate(url, token, count, args.clients)
         raw, one = max(raws), max(ones)
 
         for line in settings_lines:
+            print(line)
+        print("CPU µs per event (median of the rounds; 'bench process' = the reader):")
+        for line in meter.lines():
             print(line)
         print("rounds, events/s: raw " + ", ".join(f"{r:,.0f}" for r in raws))
         print("                  SSE 1 client " + ", ".join(f"{r:,.0f}" for r in ones))
@@ -302,6 +359,7 @@ def main() -> None:
     finally:
         subprocess.run([*local, "down", "--state-dir", str(state)], check=False,
                        stdout=subprocess.DEVNULL)  # fmt: skip
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
