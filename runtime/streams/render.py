@@ -5,13 +5,15 @@ and hands over the GIL once per chunk, not once per record. The renderer tracks 
 position after every record it renders; each chunk carries the positions after it, which
 the response adopts only once the chunk was written (so a resume id never skips events).
 
-The single-topic loop is the hot path of every stream (a few µs per record would be the
-whole budget): it builds each event with one f-string straight from the message's fields,
-keeps the stream's constant parts (topic, id prefix) precomputed, rebuilds the "next
-offsets" vector of the id only when the partition changes (consume() returns runs of one
-partition), and takes the slow paths (headers, non-JSON values, binary keys) only for the
-records that need them. Its output equals :func:`runtime.streams.encoding.record_json`
-(tested).
+Single-topic rendering is the hot path of every stream (a few µs per record would be the
+whole budget). A common batch — JSON values, no headers, no error events, keys absent or
+needing no JSON escaping — is assembled in C (:meth:`Renderer._render_plain`: fields
+gathered with ``map``, events spliced with one ``bytes.join`` per partition run). Any other
+batch takes :meth:`Renderer._render_each`, one f-string per event with the slow paths
+(headers, non-JSON values, binary keys) only for the records that need them. Both keep
+the stream's constant parts precomputed and rebuild the "next offsets" vector of the id
+only when the partition changes (consume() returns runs of one partition). Their output
+equals :func:`runtime.streams.encoding.record_json` (tested).
 """
 
 from __future__ import annotations
