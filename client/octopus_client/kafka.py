@@ -574,10 +574,20 @@ class FabricConsumer:
 
     def _store_through(self, batch: Sequence[Message], count: int) -> None:
         """Store (for the next commit) the offsets after the first ``count`` messages."""
+        # Scan backwards: the first message seen per partition is its last one handed out.
+        # Stop once every partition this consumer holds is found (one step when a batch
+        # comes from one partition), so storing costs almost nothing per record.
         last: dict[tuple[str, int], int] = {}
-        for msg in batch[:count]:
-            if msg.error() is None:
-                last[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
+        held = len(self.raw.assignment())
+        for index in range(count - 1, -1, -1):
+            msg = batch[index]
+            if msg.error() is not None:
+                continue
+            slot = (msg.topic() or "", msg.partition() or 0)
+            if slot not in last:
+                last[slot] = msg.offset() or 0
+                if held and len(last) >= held:
+                    break
         if not last:
             return
         positions = [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
