@@ -8,7 +8,9 @@ the response adopts only once the chunk was written (so a resume id never skips 
 Single-topic rendering is the hot path of every stream (a few µs per record would be the
 whole budget). A common batch — JSON values, no headers, no error events, keys absent or
 needing no JSON escaping — is assembled in C (:meth:`Renderer._render_plain`: fields
-gathered with ``map``, events spliced with one ``bytes.join`` per partition run). Any other
+gathered with ``map``, the events laid out in one flat list by list repetition and slice
+assignment, one ``bytes.join``; a run's offset digits come from its first and last offset
+when they are consecutive). Any other
 batch takes :meth:`Renderer._render_each`, one f-string per event with the slow paths
 (headers, non-JSON values, binary keys) only for the records that need them. Both keep
 the stream's constant parts precomputed and rebuild the "next offsets" vector of the id
@@ -20,8 +22,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
-from itertools import chain, groupby, repeat
+from collections.abc import Callable
+from itertools import groupby
 from typing import cast
 
 from confluent_kafka import KafkaError, Message
@@ -41,8 +43,10 @@ from runtime.streams.encoding import (
 from runtime.streams.positions import PositionMap, channel_id
 
 _INT_BYTES = b"%d".__mod__
-_NULL_KEY = b',"key":null'
+_NULL_KEY = b',"key":null,"value":'
 _TEXT_KEY = b',"key":"'
+_KEY_TAIL = b'","key_encoding":"text","value":'
+_VALUE_TAIL = b',"value_encoding":"json","headers":[]}\n\n'
 _time_and_key_pieces: dict[bytes, dict[tuple[int, int], bytes]] = {_NULL_KEY: {}, _TEXT_KEY: {}}
 
 
@@ -180,9 +184,10 @@ class Renderer:
     ) -> Rendered | None:
         """The common batch, assembled in C: JSON values (UTF-8), no error events, no
         headers, keys all absent or all text that needs no JSON escaping. The fields are
-        gathered with ``map`` and every event is spliced from constant pieces and the
-        records' own bytes with one ``bytes.join`` per partition run: no Python code runs
-        per record. None when the batch is not like that."""
+        gathered with ``map`` and the events of the batch are laid out in one flat list
+        (constant pieces by list repetition, the records' own bytes by slice assignment)
+        joined once: no Python code runs per record. None when the batch is not like that.
+        """
         count = len(messages)
         # Errors are objects, headers non-empty lists: any() finds either.
         if any(map(Message.error, messages)) or any(map(Message.headers, messages)):
@@ -193,11 +198,11 @@ class Renderer:
         except UnicodeDecodeError:
             return None
         keys = list(map(Message.key, messages))
-        key_bytes: Iterable[bytes]
         if not all(keys):  # some key is absent (or empty)
             if keys.count(None) != count:
                 return None
-            key_head, key_bytes, key_tail = _NULL_KEY, repeat(b"", count), b""
+            keyed = False
+            key_head = _NULL_KEY
         else:
             try:
                 key_text = b",".join(cast(list[bytes], keys)).decode("utf-8")
@@ -205,17 +210,18 @@ class Renderer:
                 return None
             if _NEEDS_ESCAPE.search(key_text):
                 return None
-            key_head, key_bytes = _TEXT_KEY, cast(list[bytes], keys)
-            key_tail = b'","key_encoding":"text"'
+            keyed = True
+            key_head = _TEXT_KEY
         if b"\n" in joined or b"\r" in joined:
             values = [value.replace(b"\r", b" ").replace(b"\n", b" ") for value in values]
         partitions = list(map(Message.partition, messages))
-        offsets = list(map(Message.offset, messages))
-        try:  # a record without a position (never from a broker): sum() refuses None
-            sum(partitions) + sum(offsets)  # type: ignore[arg-type]
+        try:  # a record without a partition (never from a broker): sum() refuses None
+            sum(partitions)  # type: ignore[arg-type]
         except TypeError:
             return None
-        known_offsets = cast(list[int], offsets)
+        runs = self._runs(messages, cast(list[int], partitions))
+        if runs is None:
+            return None
         # ``,"timestamp":..,"timestamp_ms":..`` and the key's opening, one cached piece
         # per (timestamp type, ms) tuple as ``Message.timestamp()`` returns it.
         pieces_of = _time_and_key_pieces[key_head]
@@ -225,47 +231,86 @@ class Renderer:
             for stamp in set(stamps).difference(pieces_of):
                 _time_and_key_piece(key_head, stamp)
             time_parts = list(map(pieces_of.get, stamps))
-        offset_texts = list(map(_INT_BYTES, known_offsets))
-        key_pieces = list(key_bytes)
-        value_tail = b',"value_encoding":"json","headers":[]}\n\n'
+        known_time_parts = cast(list[bytes], time_parts)
+        known_keys = cast(list[bytes], keys)
         vector = self._vector
         touched: set[int] = set()
-        pieces: list[bytes] = []
-        start = 0
-        for partition, run in groupby(cast(list[int], partitions)):
-            end = start + len(list(run))
+        flat: list[bytes] = []
+        last_offset = 0
+        for partition, start, end, ids, nexts, last_offset in runs:
             run_id, head, tail, run_data = self._run_parts(partition)
             touched.add(partition)
-            ids = offset_texts[start:end]
-            first = known_offsets[start]
-            if known_offsets[start:end] == list(range(first, first + end - start)):
-                # Consecutive offsets (the usual run): each next offset is the next id.
-                nexts = [*offset_texts[start + 1 : end], _INT_BYTES(known_offsets[end - 1] + 1)]
+            id_prefix = run_id.encode()
+            # One event: id digits, the vector before, the next offset, the vector after
+            # and the data up to the offset, the offset, time (+ key), value, and the end
+            # of the event with the next event's id prefix (the run's last one drops it).
+            layout: list[bytes] = [
+                b"",
+                f";{head}".encode(),
+                b"",
+                f"{tail}{run_data}".encode(),
+                b"",
+                b"",
+            ]
+            if keyed:
+                layout += [b"", _KEY_TAIL, b"", _VALUE_TAIL + id_prefix]
             else:
-                nexts = [_INT_BYTES(o + 1) for o in known_offsets[start:end]]
-            pieces.append(
-                b"".join(
-                    chain.from_iterable(
-                        zip(
-                            repeat(run_id.encode()),
-                            ids,
-                            repeat(f";{head}".encode()),
-                            nexts,
-                            repeat(f"{tail}{run_data}".encode()),
-                            ids,
-                            time_parts[start:end],
-                            key_pieces[start:end],
-                            repeat(key_tail + b',"value":'),
-                            values[start:end],
-                            repeat(value_tail),
-                        )
-                    )
-                )
-            )
-            vector[partition] = known_offsets[end - 1] + 1
-            start = end
-        self._finish_single(touched, partitions[-1] or 0, known_offsets[-1])
-        return Rendered(b"".join(pieces), count, [])
+                layout += [b"", _VALUE_TAIL + id_prefix]
+            width = len(layout)
+            events = layout * (end - start)
+            events[0::width] = ids
+            events[2::width] = nexts
+            events[4::width] = ids
+            events[5::width] = known_time_parts[start:end]
+            if keyed:
+                events[6::width] = known_keys[start:end]
+                events[8::width] = values[start:end]
+            else:
+                events[6::width] = values[start:end]
+            events[-1] = _VALUE_TAIL
+            flat.append(id_prefix)
+            flat += events
+            vector[partition] = last_offset + 1
+        self._finish_single(touched, partitions[-1] or 0, last_offset)
+        return Rendered(b"".join(flat), count, [])
+
+    @staticmethod
+    def _runs(
+        messages: list[Message], partitions: list[int]
+    ) -> list[tuple[int, int, int, list[bytes], list[bytes], int]] | None:
+        """(partition, start, end, offset digits, next offset digits, last offset) of each
+        run of one partition. None when a record has no offset (never from a broker)."""
+        count = len(partitions)
+        first_partition = partitions[0]
+        if partitions.count(first_partition) == count:  # the usual batch: one run
+            bounds = [(first_partition, 0, count)]
+        else:
+            bounds = []
+            start = 0
+            for partition, run in groupby(partitions):
+                end = start + sum(1 for _ in run)
+                bounds.append((partition, start, end))
+                start = end
+        runs: list[tuple[int, int, int, list[bytes], list[bytes], int]] = []
+        for partition, start, end in bounds:
+            first = messages[start].offset()
+            last = messages[end - 1].offset()
+            if first is None or last is None:
+                return None
+            if last - first == end - start - 1:
+                # Offsets only grow within a partition's fetches (the reader never seeks
+                # while it runs), so first and last this far apart mean no gap between.
+                digits = list(map(_INT_BYTES, range(first, last + 2)))
+                ids, nexts = digits[:-1], digits[1:]
+            else:  # a gap (compaction, transaction markers): every offset as it is
+                offsets = list(map(Message.offset, messages[start:end]))
+                if None in offsets:
+                    return None
+                known = cast(list[int], offsets)
+                ids = list(map(_INT_BYTES, known))
+                nexts = [_INT_BYTES(offset + 1) for offset in known]
+            runs.append((partition, start, end, ids, nexts, last))
+        return runs
 
     def _render_each(
         self, messages: list[Message], values: list[bytes | None], joined: bytes | None

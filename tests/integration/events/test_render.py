@@ -182,3 +182,25 @@ def test_batch_json_check_refuses_values_that_only_parse_together() -> None:
     assert json_values_joined([b"\x0c1"]) is None  # form feed is not JSON whitespace
     assert json_values_joined([b"NaN"]) is None
     assert json_values_joined([]) is None
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [list(range(40, 60)), [40, 41, 43, 44, 45, 50]],
+    ids=["consecutive", "gaps"],
+)
+def test_one_partition_batch_ids_follow_the_offsets(offsets: list[int]) -> None:
+    # The usual batch: one run of one partition; its ids come from the first and last
+    # offset when they are consecutive, else from every record's own offset.
+    renderer = Renderer("ns1", "beam.det1", {"beam.det1": {0: 7, 1: 40}}, lambda _: 2)
+    messages = [_message(1, o, b'{"n": %d}' % o, b"k%d" % o) for o in offsets]
+    events = _events(renderer.render(messages, {}).body)
+    assert [e[0] for e in events] == [f"beam.det1/1/{o};7,{o + 1}" for o in offsets]
+    for message, (_id, _event, data) in zip(messages, events, strict=True):
+        offset = message.offset()
+        assert offset is not None
+        assert data == record_json(
+            json_string("beam.det1"), 1, offset, TS, message.key(), message.value(), None
+        )
+    assert renderer.positions["beam.det1"] == {0: 7, 1: offsets[-1] + 1}
+    assert renderer.last == ("beam.det1", 1, offsets[-1])
