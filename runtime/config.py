@@ -101,6 +101,10 @@ class RuntimeSettings(StrictModel):
     trigger_dlq_arn: str = ""
     trigger_template_bucket: str = ""
     trigger_template_key: str = ""
+    # Where users upload function-trigger code too large to send inline (AWS); empty locally,
+    # where uploads go to the state directory.
+    trigger_code_bucket: str = ""
+    trigger_code_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=250 * 1024 * 1024)
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     quotas: Quotas = Quotas()
