@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from runtime.adapters.kafka_config import (
+    EMBEDDED_BROKER_CONSUMER_SETTINGS,
+    EMBEDDED_BROKER_PRODUCER_SETTINGS,
+)
 from runtime.api.auth import ContainerDep, CurrentPrincipal
 from runtime.api.responses import errors
 from runtime.api.schemas import FabricInfo, Health, Me
 
 router = APIRouter(prefix="/v1", tags=["fabric"])
 
-# What the embedded broker needs from clients (measured; see docs/local-broker.md).
+# What the embedded broker needs from clients (measured; see docs/local-broker.md): the
+# same settings the fabric's own clients use, from one place.
 LOCAL_CLIENT_OVERRIDES: dict[str, str | int] = {
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 500,
-    "fetch.wait.max.ms": 200,
-    "linger.ms": 10,
+    **EMBEDDED_BROKER_CONSUMER_SETTINGS,
+    **EMBEDDED_BROKER_PRODUCER_SETTINGS,
 }
 
 
