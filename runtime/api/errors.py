@@ -29,6 +29,7 @@ _HTTP_CODES = {
     422: "unprocessable",
     429: "quota_exceeded",
     503: "unavailable",
+    504: "outcome_unknown",
 }
 
 

@@ -16,6 +16,7 @@ _DESCRIPTIONS = {
     422: "Invalid field (named in the message)",
     429: "Quota exceeded (named in the message)",
     503: "A dependency is unavailable; nothing was changed",
+    504: "Sent but not acknowledged in time: it may or may not have been written",
 }
 
 

@@ -89,3 +89,10 @@ class Unavailable(FabricError):
 
     status = 503
     code = "unavailable"
+
+
+class OutcomeUnknown(FabricError):
+    """Sent but not acknowledged in time: it may or may not have been written (no blind retry)."""
+
+    status = 504
+    code = "outcome_unknown"

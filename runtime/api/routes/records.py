@@ -16,7 +16,7 @@ from runtime.api.schemas import (
     RecordIn,
     RecordOut,
 )
-from runtime.domain.errors import FabricError, Unavailable
+from runtime.domain.errors import FabricError, OutcomeUnknown, Unavailable
 
 router = APIRouter(prefix="/v1/namespaces/{ns}/topics/{topic}", tags=["records"])
 
@@ -30,7 +30,7 @@ def produce_one(
     if outcome.error is not None:
         if outcome.retriable:
             raise Unavailable(f"the record was not written: {outcome.error}")
-        raise FabricError(f"the record may not have been written: {outcome.error}")
+        raise OutcomeUnknown(f"the record may or may not have been written: {outcome.error}")
     # The name users know: without the namespace prefix.
     return record_out(topic, outcome)
 
@@ -70,7 +70,7 @@ def produce_batch(
 @router.post(
     "/records",
     response_model=RecordOut,
-    responses=errors(403, 404, 409),
+    responses=errors(403, 404, 409, 504),
     summary="Produce one record; the reply comes after acks=all",
 )
 def produce_record(
