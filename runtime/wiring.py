@@ -16,6 +16,7 @@ from runtime.domain.deps import Deps
 from runtime.domain.fabric import Fabric
 from runtime.domain.ports import (
     BrokerAdmin,
+    CodeUploads,
     CredentialIssuer,
     IdentityProvider,
     RecordWriter,
@@ -38,9 +39,7 @@ def build_registry(settings: RuntimeSettings) -> Registry:
     return SqliteRegistry(settings.sqlite_path)
 
 
-def kafka_client_config(
-    settings: RuntimeSettings, role: ClientRole = "admin"
-) -> dict[str, Any]:
+def kafka_client_config(settings: RuntimeSettings, role: ClientRole = "admin") -> dict[str, Any]:
     from runtime.adapters.kafka_config import local_client_config, msk_iam_client_config
 
     bootstrap = settings.runtime_bootstrap_servers
@@ -106,6 +105,19 @@ def build_trigger_platform(settings: RuntimeSettings) -> TriggerPlatform | None:
     return platform
 
 
+def build_code_uploads(settings: RuntimeSettings) -> CodeUploads | None:
+    """Function code uploads: the state dir locally, the code bucket on AWS (if configured)."""
+    if settings.cluster_mode == "local":
+        from runtime.adapters.local.code_uploads import LocalCodeUploads
+
+        return LocalCodeUploads.from_settings(settings)
+    if not settings.trigger_code_bucket:
+        return None
+    from runtime.adapters.aws.code_uploads import S3CodeUploads
+
+    return S3CodeUploads(settings)
+
+
 def build_container(settings: RuntimeSettings) -> Container:
     registry = build_registry(settings)
     deps = Deps(
@@ -121,7 +133,9 @@ def build_container(settings: RuntimeSettings) -> Container:
     if platform is not None:
         from runtime.domain.triggers import TriggerService
 
-        triggers = TriggerService(deps, fabric.identities, platform)
+        triggers = TriggerService(
+            deps, fabric.identities, platform, uploads=build_code_uploads(settings)
+        )
         container.extras["triggers"] = triggers
         fabric.topics.on_deleted.append(triggers.remove_for_topic)
     return container

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from runtime.api.container import Container
 from runtime.api.errors import install_error_handlers
-from runtime.api.middleware import AuditLog, BodySizeLimit
+from runtime.api.middleware import AuditLog, BodyLimitOverride, BodySizeLimit
 from runtime.api.routes import (
     admin,
     compat_v3,
@@ -28,6 +28,8 @@ from runtime.api.routes import (
     topics,
     triggers,
 )
+from runtime.api.routes.triggers import CODE_UPLOAD_PUT_PATH
+from runtime.config import RuntimeSettings
 
 DESCRIPTION = """Octopus Event Fabric web service: identities, broker credentials, namespaces,
 topics, grants, records over HTTP, and triggers. Every route but `/v1/health` and these docs needs
@@ -91,5 +93,18 @@ def create_app(container: Container, extra_routers: Iterable[APIRouter] = ()) ->
                 "Subject",
             ],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=container.settings.max_body_bytes,
+        overrides=body_limit_overrides(container.settings),
+    )
     return app
+
+
+def body_limit_overrides(settings: RuntimeSettings) -> tuple[BodyLimitOverride, ...]:
+    """Only the local code-upload PUT may exceed ``max_body_bytes`` (it streams to disk)."""
+    if settings.cluster_mode != "local":
+        return ()
+    return (
+        BodyLimitOverride("PUT", CODE_UPLOAD_PUT_PATH, max_bytes=settings.trigger_code_max_bytes),
+    )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,19 +25,47 @@ class BodyTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class BodyLimitOverride:
+    """A different cap for exactly one method and path shape (e.g. a streamed upload)."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+    def applies(self, scope: Scope) -> bool:
+        return scope.get("method") == self.method and bool(
+            self.path.fullmatch(scope.get("path", ""))
+        )
+
+
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        overrides: tuple[BodyLimitOverride, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides
+
+    def _limit(self, scope: Scope) -> int:
+        for override in self.overrides:
+            if override.applies(scope):
+                return override.max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
         started = False
@@ -45,7 +75,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -59,10 +89,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        message = f"the request body is larger than {self.max_bytes} bytes"
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        message = f"the request body is larger than {limit} bytes"
         body: dict[str, Any]
         if is_compat_path(scope.get("path", "")):
             body = {"error_code": 41301, "message": message}

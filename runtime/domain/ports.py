@@ -4,13 +4,16 @@
 - BrokerAdmin: MSK via IAM OAUTHBEARER / the embedded broker (same confluent-kafka adapter)
 - CredentialIssuer: IAM users, policies and STS (AWS) / hashed local keys (local)
 - IdentityProvider: Globus Auth introspection (AWS) / development tokens (local only)
+- TriggerPlatform: Lambda + MSK event source mappings (AWS) / the local runner
+- CodeUploads: presigned S3 POSTs (AWS) / a PUT to the web service into the state dir (local)
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -324,20 +327,71 @@ class TriggerStatus(BaseModel):
     last_error: str | None = None
 
 
+class UploadedCode(BaseModel):
+    """A function's zip the core has checked, by where it was uploaded (not its bytes).
+
+    ``key`` is ``uploads/<owner>/<upload id>.zip``: an object key in ``trigger_code_bucket``
+    on AWS, a path under the local uploads folder locally. ``sha256`` is the digest the core
+    validated; the platform refuses code that no longer matches it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    sha256: str
+    size: int
+
+
+# A function trigger's code as the platform receives it: the zip's bytes (inline base64
+# decoded by the core) or a reference to a checked upload.
+CodeSource = bytes | UploadedCode
+
+
+class CodeUploadTicket(BaseModel):
+    """How to send a zip: an HTML-form POST (``fields`` + the file) or a raw PUT."""
+
+    upload_id: str
+    method: str
+    url: str
+    fields: dict[str, str]
+    headers: dict[str, str]
+    expires_at: datetime
+    max_bytes: int
+
+
+class CodeUploads(Protocol):
+    """Where function code too large for inline base64 is uploaded, one folder per owner."""
+
+    max_bytes: int
+
+    def start(self, owner: str, upload_id: str) -> CodeUploadTicket:
+        """A ticket to upload ``uploads/<owner>/<upload_id>.zip``."""
+        ...
+
+    def key(self, owner: str, upload_id: str) -> str: ...
+
+    def open(self, owner: str, upload_id: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """The upload as a seekable file: NotFound if absent (or someone else's),
+        PayloadTooLarge past ``max_bytes``."""
+        ...
+
+
 class TriggerPlatform(Protocol):
     """Where triggers run: Lambda + MSK event source mappings on AWS, the local runner locally.
 
     The core has already validated the spec and checked ownership and quotas.
     """
 
-    def deploy(self, trigger: Trigger, *, secret: str | None, code: bytes | None) -> TriggerStatus:
+    def deploy(
+        self, trigger: Trigger, *, secret: str | None, code: CodeSource | None
+    ) -> TriggerStatus:
         """Create everything the trigger needs; wait for real readiness with backoff.
 
         On failure, roll back what was created or leave a visible FAILING status.
         """
         ...
 
-    def update(self, trigger: Trigger, *, code: bytes | None) -> TriggerStatus:
+    def update(self, trigger: Trigger, *, code: CodeSource | None) -> TriggerStatus:
         """Apply a changed spec (filters, batching, enabled, code)."""
         ...
 

@@ -5,6 +5,9 @@ The rules live here once, for AWS and local mode alike:
 - what a user may ask for is capped by :class:`runtime.config.TriggerLimits` (runtime, memory,
   timeout, batch size and window) and by Lambda's own limits (5 filters, 50 MB inline zip,
   4 KB of environment);
+- a function's zip comes inline (``code_base64``) or as an upload of the caller's own
+  (``code_upload_id``, see :mod:`runtime.domain.code_uploads`), checked the same way before
+  the platform deploys it (its size, a safe zip holding the handler's module);
 - a trigger belongs to the identity that created it (the registry's ``owner``, never a name);
   strangers get the same 404 as for a trigger that does not exist;
 - the topic must be the caller's own or granted with READ access; that is checked again on
@@ -30,17 +33,25 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, BinaryIO, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.domain.access import require_topic_access
+from runtime.domain.code_uploads import (
+    file_sha256,
+    file_size,
+    new_upload_id,
+    too_large,
+    upload_key,
+)
 from runtime.domain.deps import Deps
 from runtime.domain.errors import (
     Conflict,
     FabricError,
     NotFound,
     PayloadTooLarge,
+    Unavailable,
     Unprocessable,
 )
 from runtime.domain.identities import IdentityService
@@ -55,11 +66,15 @@ from runtime.domain.models import (
 )
 from runtime.domain.names import default_namespace, validate_namespace, validate_topic
 from runtime.domain.ports import (
+    CodeSource,
+    CodeUploads,
+    CodeUploadTicket,
     Principal,
     TriggerDeadLetter,
     TriggerLogLine,
     TriggerPlatform,
     TriggerStatus,
+    UploadedCode,
 )
 from runtime.triggers.filters import InvalidFilterCriteria, validate_filter_criteria
 from runtime.triggers.webhook import InvalidWebhook, validate_static_headers, validate_webhook_url
@@ -163,7 +178,8 @@ class WebhookDraft:
 class FunctionDraft:
     runtime: str
     handler: str
-    code_base64: str
+    code_base64: str | None = None
+    code_upload_id: str | None = None
     memory_mb: int = 128
     timeout_seconds: int = 3
     environment: dict[str, str] = field(default_factory=dict)
@@ -198,6 +214,7 @@ class TriggerChanges:
     enabled: bool | None = None
     max_retries: int | None = None
     code_base64: str | None = None
+    code_upload_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,9 +314,9 @@ def decode_code(code_base64: Any, handler: str) -> bytes:
     return code
 
 
-def check_zip(code: bytes, handler: str, where: str = "function.code_base64") -> None:
+def check_zip(code: bytes | BinaryIO, handler: str, where: str = "function.code_base64") -> None:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(code))
+        archive = zipfile.ZipFile(io.BytesIO(code) if isinstance(code, bytes) else code)
     except zipfile.BadZipFile as exc:
         raise field_error(where, f"is not a valid zip file: {exc}") from exc
     with archive:
@@ -350,10 +367,12 @@ class TriggerService:
         *,
         new_id: Callable[[], str] = _new_trigger_id,
         new_secret: Callable[[], str] = _new_secret,
+        uploads: CodeUploads | None = None,
     ) -> None:
         self._deps = deps
         self._identities = identities
         self.platform = platform
+        self.uploads = uploads
         self._new_id = new_id
         self._new_secret = new_secret
 
@@ -402,7 +421,56 @@ class TriggerService:
             raise field_error("webhook.headers", exc.message) from exc
         return WebhookSpec(url=draft.url, headers=dict(draft.headers))
 
-    def _function_spec(self, draft: FunctionDraft | None) -> tuple[FunctionSpec, bytes]:
+    # ---- code uploads -------------------------------------------------------------------
+
+    def _uploads(self) -> CodeUploads:
+        if self.uploads is None:
+            raise Unavailable("code uploads are not configured on this fabric")
+        return self.uploads
+
+    def start_upload(self, caller: Principal) -> CodeUploadTicket:
+        """Where and how the caller may upload one zip (``uploads/<caller>/<new id>.zip``)."""
+        self._identities.ensure(caller)
+        return self._uploads().start(caller.sub, new_upload_id())
+
+    def _uploaded_code(self, caller: Principal, upload_id: str, handler: str) -> UploadedCode:
+        """The caller's upload, checked like inline code: size, a safe zip, the handler."""
+        where = "function.code_upload_id"
+        uploads = self._uploads()
+        key = upload_key(caller.sub, upload_id)
+        with uploads.open(caller.sub, upload_id) as handle:
+            size = file_size(handle)
+            if size > uploads.max_bytes:
+                raise too_large(where, size, uploads.max_bytes)
+            check_zip(handle, handler, where=where)
+            digest = file_sha256(handle)
+        return UploadedCode(key=key, sha256=digest, size=size)
+
+    def _code(
+        self,
+        caller: Principal,
+        code_base64: str | None,
+        code_upload_id: str | None,
+        handler: str,
+    ) -> tuple[CodeSource, str, int]:
+        """Exactly one of inline base64 or an upload id: the code, its sha256 and size."""
+        if code_base64 is not None and code_upload_id is not None:
+            raise field_error(
+                "function.code_upload_id", "give either code_base64 or code_upload_id, not both"
+            )
+        if code_upload_id is not None:
+            uploaded = self._uploaded_code(caller, code_upload_id, handler)
+            return uploaded, uploaded.sha256, uploaded.size
+        if code_base64 is None:
+            raise field_error(
+                "function.code_base64", "is required (or function.code_upload_id for an upload)"
+            )
+        code = decode_code(code_base64, handler)
+        return code, hashlib.sha256(code).hexdigest(), len(code)
+
+    def _function_spec(
+        self, caller: Principal, draft: FunctionDraft | None
+    ) -> tuple[FunctionSpec, CodeSource]:
         if draft is None:
             raise field_error("function", "is required for a function trigger")
         limits = self._limits
@@ -420,21 +488,23 @@ class TriggerService:
             "function.timeout_seconds", draft.timeout_seconds, 1, limits.max_timeout_seconds
         )
         environment = validate_environment(draft.environment)
-        code = decode_code(draft.code_base64, draft.handler)
+        code, sha256, size = self._code(
+            caller, draft.code_base64, draft.code_upload_id, draft.handler
+        )
         spec = FunctionSpec(
             runtime=draft.runtime,
             handler=draft.handler,
             memory_mb=memory,
             timeout_seconds=timeout,
             environment=environment,
-            code_sha256=hashlib.sha256(code).hexdigest(),
-            code_size=len(code),
+            code_sha256=sha256,
+            code_size=size,
         )
         return spec, code
 
     def validate(
-        self, draft: TriggerDraft, *, owner: str, trigger_id: str
-    ) -> tuple[TriggerSpec, bytes | None]:
+        self, draft: TriggerDraft, *, owner: Principal, trigger_id: str
+    ) -> tuple[TriggerSpec, CodeSource | None]:
         """The stored spec and the function's zip, or a 422 naming the first bad field."""
         name = validate_name(draft.name)
         validate_namespace(draft.namespace)
@@ -456,7 +526,7 @@ class TriggerService:
             raise field_error("starting_timestamp", "is only allowed with AT_TIMESTAMP")
         webhook: WebhookSpec | None = None
         function: FunctionSpec | None = None
-        code: bytes | None = None
+        code: CodeSource | None = None
         if draft.kind == "webhook":
             if draft.function is not None:
                 raise field_error("function", "is not allowed on a webhook trigger")
@@ -464,7 +534,7 @@ class TriggerService:
         else:
             if draft.webhook is not None:
                 raise field_error("webhook", "is not allowed on a function trigger")
-            function, code = self._function_spec(draft.function)
+            function, code = self._function_spec(owner, draft.function)
         spec = TriggerSpec(
             name=name,
             filters=filters,
@@ -473,7 +543,7 @@ class TriggerService:
             starting_position=draft.starting_position,  # type: ignore[arg-type]
             starting_timestamp=draft.starting_timestamp,
             max_retries=retries,
-            consumer_group=consumer_group_id(owner, trigger_id),
+            consumer_group=consumer_group_id(owner.sub, trigger_id),
             webhook=webhook,
             function=function,
         )
@@ -552,7 +622,7 @@ class TriggerService:
     def create(self, caller: Principal, draft: TriggerDraft) -> CreatedTrigger:
         self._identities.ensure(caller)
         trigger_id = self._new_id()
-        spec, code = self.validate(draft, owner=caller.sub, trigger_id=trigger_id)
+        spec, code = self.validate(draft, owner=caller, trigger_id=trigger_id)
         self._require_readable_topic(caller, draft.namespace, draft.topic)
         kind: TriggerKind = "webhook" if draft.kind == "webhook" else "function"
         now = self._deps.clock()
@@ -608,13 +678,20 @@ class TriggerService:
             spec.max_retries if changes.max_retries is None else changes.max_retries,
         )
         updates.update(batch_size=batch_size, batching_window_seconds=window, max_retries=retries)
-        code: bytes | None = None
-        if changes.code_base64 is not None:
+        code: CodeSource | None = None
+        if changes.code_base64 is not None or changes.code_upload_id is not None:
             if spec.function is None:
-                raise field_error("function.code_base64", "only function triggers have code")
-            code = decode_code(changes.code_base64, spec.function.handler)
+                where = (
+                    "function.code_base64"
+                    if changes.code_base64 is not None
+                    else "function.code_upload_id"
+                )
+                raise field_error(where, "only function triggers have code")
+            code, sha256, size = self._code(
+                caller, changes.code_base64, changes.code_upload_id, spec.function.handler
+            )
             updates["function"] = spec.function.model_copy(
-                update={"code_sha256": hashlib.sha256(code).hexdigest(), "code_size": len(code)}
+                update={"code_sha256": sha256, "code_size": size}
             )
         # Access may have been revoked since the trigger was created: check on every deploy.
         self._require_readable_topic(caller, trigger.namespace, trigger.topic)

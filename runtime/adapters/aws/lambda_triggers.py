@@ -25,6 +25,7 @@ are fine. Every wait is on AWS's real state with bounded exponential backoff.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -44,9 +45,16 @@ from runtime.adapters.aws.trigger_naming import TriggerNames
 from runtime.adapters.aws.trigger_policy import LAMBDA_TRUST_POLICY, trigger_role_policy
 from runtime.adapters.aws.waiters import Backoff, Clock, Sleep, retry_while, wait_for
 from runtime.config import RuntimeSettings
+from runtime.domain.code_uploads import UPLOAD_PREFIX
 from runtime.domain.errors import BadRequest, FabricError, Unavailable, Unprocessable
 from runtime.domain.models import Page, Trigger, TriggerState
-from runtime.domain.ports import TriggerDeadLetter, TriggerLogLine, TriggerStatus
+from runtime.domain.ports import (
+    CodeSource,
+    TriggerDeadLetter,
+    TriggerLogLine,
+    TriggerStatus,
+    UploadedCode,
+)
 from runtime.domain.triggers import TriggerSpec
 from runtime.triggers.filters import InvalidFilterCriteria, validate_filter_criteria
 from runtime.triggers.webhook import InvalidWebhook, validate_static_headers, validate_webhook_url
@@ -260,7 +268,7 @@ class LambdaTriggerPlatform:
 
     # ------------------------------------------------------------------ spec checks
 
-    def _checked_spec(self, trigger: Trigger, code: bytes | None) -> TriggerSpec:
+    def _checked_spec(self, trigger: Trigger, code: CodeSource | None) -> TriggerSpec:
         """The stored spec, checked again against config before any AWS call.
 
         The core validates first; this is the second lock on the door: the spec format has
@@ -318,13 +326,47 @@ class LambdaTriggerPlatform:
                 upper = name.upper()
                 if upper.startswith(RESERVED_ENV_PREFIXES) or upper in RESERVED_ENV_NAMES:
                     raise _refuse(f"function.environment.{name}", "is reserved by the platform")
-            if code is not None and hashlib.sha256(code).hexdigest() != fn.code_sha256:
+            if isinstance(code, bytes) and hashlib.sha256(code).hexdigest() != fn.code_sha256:
                 raise _refuse("function.code_base64", "does not match the stored code digest")
+            if isinstance(code, UploadedCode):
+                self._check_upload(code, fn.code_sha256)
         return spec
+
+    def _check_upload(self, code: UploadedCode, sha256: str) -> None:
+        """Only keys under ``uploads/`` of the fabric's own code bucket, as the core checked."""
+        where = "function.code_upload_id"
+        if not self.settings.trigger_code_bucket:
+            raise TriggerDeployFailed("trigger_code_bucket is not configured")
+        if not code.key.startswith(UPLOAD_PREFIX) or ".." in code.key.split("/"):
+            raise _refuse(where, "is not an upload of this fabric")
+        if code.sha256 != sha256:
+            raise _refuse(where, "does not match the stored code digest")
+
+    def _code_location(self, code: CodeSource) -> dict[str, Any]:
+        """Lambda's ``Code`` (CreateFunction) / code arguments (UpdateFunctionCode)."""
+        if isinstance(code, bytes):
+            return {"ZipFile": code}
+        return {"S3Bucket": self.settings.trigger_code_bucket, "S3Key": code.key}
+
+    @staticmethod
+    def _check_deployed_digest(reply: dict[str, Any], sha256: str) -> None:
+        """Lambda's CodeSha256 is base64 of the digest: the code it took is what was checked.
+
+        An upload can be replaced (the same presigned form, within its 15 minutes) between
+        the core's check and Lambda's fetch; this catches it.
+        """
+        expected = base64.b64encode(bytes.fromhex(sha256)).decode()
+        if reply.get("CodeSha256") != expected:
+            raise _refuse(
+                "function.code_upload_id",
+                "the uploaded code changed after it was checked; upload again",
+            )
 
     # ------------------------------------------------------------------ deploy
 
-    def deploy(self, trigger: Trigger, *, secret: str | None, code: bytes | None) -> TriggerStatus:
+    def deploy(
+        self, trigger: Trigger, *, secret: str | None, code: CodeSource | None
+    ) -> TriggerStatus:
         names = self._names(trigger)
         spec = self._checked_spec(trigger, code)
         if spec.function is not None and code is None:
@@ -523,7 +565,7 @@ class LambdaTriggerPlatform:
         queue_url: str,
         queue_arn: str,
         secret_arn: str | None,
-        code: bytes | None,
+        code: CodeSource | None,
         undo: _Undo,
     ) -> None:
         if spec.webhook is not None:
@@ -533,7 +575,9 @@ class LambdaTriggerPlatform:
             source: dict[str, Any] = {"S3Bucket": bucket, "S3Key": key}
             architecture = TEMPLATE_ARCHITECTURE
         else:
-            source = {"ZipFile": code}
+            if code is None:
+                raise _refuse("function.code_base64", "a function trigger needs its code")
+            source = self._code_location(code)
             architecture = USER_ARCHITECTURE
         arguments = {
             "FunctionName": names.function,
@@ -546,7 +590,7 @@ class LambdaTriggerPlatform:
             **self._function_settings(names, spec, queue_url, secret_arn),
         }
         with _aws("create the trigger's function"):
-            retry_while(
+            created: dict[str, Any] = retry_while(
                 lambda: self._lambda.create_function(**arguments),
                 retryable=_role_not_ready,
                 what="the new role to reach Lambda",
@@ -555,6 +599,8 @@ class LambdaTriggerPlatform:
                 clock=self._clock,
             )
         undo.push("function", lambda: self._lambda.delete_function(FunctionName=names.function))
+        if spec.function is not None:
+            self._check_deployed_digest(created, spec.function.code_sha256)
         self._wait_function_ready(names)
         with _aws("set the function's on-failure destination"):
             self._lambda.put_function_event_invoke_config(
@@ -636,7 +682,7 @@ class LambdaTriggerPlatform:
 
     # ------------------------------------------------------------------ update
 
-    def update(self, trigger: Trigger, *, code: bytes | None) -> TriggerStatus:
+    def update(self, trigger: Trigger, *, code: CodeSource | None) -> TriggerStatus:
         names = self._names(trigger)
         spec = self._checked_spec(trigger, code)
         mapping = self._find_mapping(names)
@@ -649,7 +695,10 @@ class LambdaTriggerPlatform:
             if spec.function is None:
                 raise _refuse("function.code_base64", "only function triggers have code")
             with _aws("update the function's code"):
-                self._lambda.update_function_code(FunctionName=names.function, ZipFile=code)
+                replaced: dict[str, Any] = self._lambda.update_function_code(
+                    FunctionName=names.function, **self._code_location(code)
+                )
+            self._check_deployed_digest(replaced, spec.function.code_sha256)
             self._wait_function_ready(names)
         with _aws("update the event source mapping"):
             updated: dict[str, Any] = self._lambda.update_event_source_mapping(

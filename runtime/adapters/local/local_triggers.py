@@ -6,6 +6,7 @@ Layout (``<state dir>/triggers/``, the state dir being the directory of ``regist
                          dead letters — shared by the web service and the runner (WAL)
     master.key           32 random bytes (mode 0600): the AES-256-GCM key for secrets
     <trigger id>/code-<sha256 prefix>/   a function trigger's extracted zip
+    uploads/<owner>/<upload id>.zip       code uploads (runtime/adapters/local/code_uploads.py)
 
 The web service writes deployments and reads status, logs and dead letters; the runner
 (``python -m runtime.local.trigger_runner``) reads deployments and writes the rest.
@@ -34,16 +35,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from runtime.adapters.registry_codec import check_page_size, decode_cursor, encode_cursor
 from runtime.config import RuntimeSettings
+from runtime.domain.code_uploads import UPLOAD_PREFIX, file_sha256
 from runtime.domain.errors import FabricError
 from runtime.domain.models import Page, Trigger, TriggerState
-from runtime.domain.ports import TriggerDeadLetter, TriggerLogLine, TriggerStatus
+from runtime.domain.ports import (
+    CodeSource,
+    TriggerDeadLetter,
+    TriggerLogLine,
+    TriggerStatus,
+    UploadedCode,
+)
 from runtime.triggers.batch import DeadLetter
 
 MASTER_KEY_BYTES: Final = 32
@@ -213,7 +221,7 @@ class LocalTriggerStore:
             raise LocalTriggerError(f"invalid trigger id {trigger_id!r}")
         return self.root / trigger_id
 
-    def extract_code(self, trigger_id: str, code: bytes, sha256: str) -> Path:
+    def extract_code(self, trigger_id: str, code: bytes | BinaryIO, sha256: str) -> Path:
         """Unpack a (validated) zip into its own directory; reuse it if already there."""
         target = self.trigger_dir(trigger_id) / f"code-{sha256[:16]}"
         if target.is_dir():
@@ -221,7 +229,8 @@ class LocalTriggerStore:
         staging = target.with_name(target.name + f".tmp-{secrets.token_hex(4)}")
         staging.mkdir(parents=True, mode=0o700)
         try:
-            with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            source = io.BytesIO(code) if isinstance(code, bytes) else code
+            with zipfile.ZipFile(source) as archive:
                 for info in archive.infolist():
                     destination = (staging / info.filename).resolve()
                     if not destination.is_relative_to(staging.resolve()):
@@ -430,13 +439,36 @@ class LocalTriggerPlatform:
     def from_settings(cls, settings: RuntimeSettings) -> LocalTriggerPlatform:
         return cls(LocalTriggerStore.for_settings(settings))
 
-    def _code_dir(self, trigger: Trigger, code: bytes | None) -> Path | None:
+    def _code_dir(self, trigger: Trigger, code: CodeSource | None) -> Path | None:
         function = trigger.spec.get("function")
         if code is None or not function:
             return None
-        return self.store.extract_code(trigger.trigger_id, code, str(function["code_sha256"]))
+        sha256 = str(function["code_sha256"])
+        if isinstance(code, bytes):
+            return self.store.extract_code(trigger.trigger_id, code, sha256)
+        return self._extract_upload(trigger.trigger_id, code, sha256)
 
-    def deploy(self, trigger: Trigger, *, secret: str | None, code: bytes | None) -> TriggerStatus:
+    def _extract_upload(self, trigger_id: str, code: UploadedCode, sha256: str) -> Path:
+        uploads = (self.store.root / UPLOAD_PREFIX).resolve()
+        path = (self.store.root / code.key).resolve()
+        if not code.key.startswith(UPLOAD_PREFIX) or not path.is_relative_to(uploads):
+            raise LocalTriggerError(f"code upload {code.key!r} is outside the uploads folder")
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as exc:
+            raise LocalTriggerError(f"code upload {code.key!r} is gone") from exc
+        with handle:
+            # One open file for the check and the extraction: a new upload under the same
+            # id replaces the file (rename), it cannot change what this handle reads.
+            if code.sha256 != sha256 or file_sha256(handle) != sha256:
+                raise LocalTriggerError(
+                    "the uploaded code changed after it was checked; create or update again"
+                )
+            return self.store.extract_code(trigger_id, handle, sha256)
+
+    def deploy(
+        self, trigger: Trigger, *, secret: str | None, code: CodeSource | None
+    ) -> TriggerStatus:
         code_dir = self._code_dir(trigger, code)
         self.store.put_deployment(
             trigger.trigger_id, trigger.version, code_dir=code_dir, secret=secret
@@ -444,7 +476,7 @@ class LocalTriggerPlatform:
         self.store.clear_status(trigger.trigger_id)
         return self._initial(trigger)
 
-    def update(self, trigger: Trigger, *, code: bytes | None) -> TriggerStatus:
+    def update(self, trigger: Trigger, *, code: CodeSource | None) -> TriggerStatus:
         current = self.store.deployment(trigger.trigger_id)
         if current is None:
             raise LocalTriggerError(f"trigger {trigger.trigger_id} has no local deployment")

@@ -4,12 +4,18 @@ The routes only translate: ``runtime.domain.triggers.TriggerService`` validates 
 configured limits, checks ownership and topic access, and drives the platform (Lambda on
 AWS, the local runner locally). Its field errors name the field (``webhook.url``,
 ``function.memory_mb``, ``filters[0]`` ...).
+
+Function code too large for inline base64 is uploaded first: ``POST /v1/triggers/code-uploads``
+answers where and how (a presigned S3 POST on AWS; locally a ``PUT`` to
+``/v1/triggers/code-uploads/{upload_id}`` on this service, streamed to the state directory),
+and the trigger names it as ``function.code_upload_id``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -19,7 +25,7 @@ from runtime.api.container import Container
 from runtime.api.idempotency import respond
 from runtime.api.responses import errors
 from runtime.api.schemas import Body, ListOf
-from runtime.domain.errors import Unavailable
+from runtime.domain.errors import NotFound, Unavailable
 from runtime.domain.models import Trigger, TriggerState
 from runtime.domain.triggers import (
     FunctionDraft,
@@ -27,12 +33,15 @@ from runtime.domain.triggers import (
     TriggerDraft,
     TriggerService,
     WebhookDraft,
+    field_error,
     spec_of,
 )
 
 router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
 
 SERVICE_KEY = "triggers"
+# The one route allowed a body above max_body_bytes (its own cap: trigger_code_max_bytes).
+CODE_UPLOAD_PUT_PATH: Final = re.compile(r"/v1/triggers/code-uploads/[^/]+")
 
 
 def trigger_service(container: Container) -> TriggerService:
@@ -55,7 +64,15 @@ class WebhookIn(Body):
 class FunctionIn(Body):
     runtime: str = Field(examples=["python3.13"])
     handler: str = Field(examples=["app.handler"], description="module.function in the zip")
-    code_base64: str = Field(description="The zip file, base64 (Lambda's inline limit: 50 MB)")
+    code_base64: str | None = Field(
+        default=None,
+        description="The zip file, base64 (Lambda's inline limit: 50 MB); or code_upload_id",
+    )
+    code_upload_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="An upload of yours (POST /v1/triggers/code-uploads); or code_base64",
+    )
     memory_mb: int = 128
     timeout_seconds: int = 3
     environment: dict[str, str] = Field(default_factory=dict)
@@ -84,7 +101,8 @@ class TriggerCreate(Body):
 
 
 class FunctionPatch(Body):
-    code_base64: str
+    code_base64: str | None = None
+    code_upload_id: str | None = Field(default=None, max_length=64)
 
 
 class TriggerPatch(Body):
@@ -141,6 +159,23 @@ class TriggerCreated(TriggerOut):
     )
 
 
+class CodeUploadOut(BaseModel):
+    upload_id: str
+    method: Literal["POST", "PUT"] = Field(
+        description="POST: an HTML form upload (fields, then the file as 'file'); PUT: the raw zip"
+    )
+    url: str
+    fields: dict[str, str] = Field(description="Form fields to send before the file (POST)")
+    headers: dict[str, str] = Field(description="Headers to send with the upload")
+    expires_at: datetime
+    max_bytes: int
+
+
+class CodeUploaded(BaseModel):
+    upload_id: str
+    size: int
+
+
 class LogLineOut(BaseModel):
     timestamp: datetime
     message: str
@@ -191,6 +226,7 @@ def draft_of(body: TriggerCreate) -> TriggerDraft:
             runtime=body.function.runtime,
             handler=body.function.handler,
             code_base64=body.function.code_base64,
+            code_upload_id=body.function.code_upload_id,
             memory_mb=body.function.memory_mb,
             timeout_seconds=body.function.timeout_seconds,
             environment=body.function.environment,
@@ -216,6 +252,42 @@ def draft_of(body: TriggerCreate) -> TriggerDraft:
 
 
 # ---------------------------------------------------------------------------------- routes
+
+
+@router.post(
+    "/code-uploads",
+    status_code=201,
+    response_model=CodeUploadOut,
+    responses=errors(503),
+    summary="Where to upload a function's zip; then create or patch with function.code_upload_id",
+)
+def start_code_upload(
+    request: Request, principal: CurrentPrincipal, container: ContainerDep
+) -> CodeUploadOut:
+    ticket = trigger_service(container).start_upload(principal)
+    url = ticket.url
+    if url.startswith("/"):  # local mode: this service, at the address the caller used
+        url = str(request.base_url).rstrip("/") + url
+    return CodeUploadOut(**ticket.model_dump(exclude={"url"}), url=url)
+
+
+@router.put(
+    "/code-uploads/{upload_id}",
+    response_model=CodeUploaded,
+    responses=errors(404, 413),
+    summary="Local mode: the zip as the raw body (up to trigger_code_max_bytes)",
+)
+async def put_code_upload(
+    upload_id: str, request: Request, principal: CurrentPrincipal, container: ContainerDep
+) -> CodeUploaded:
+    # Imported here: the route exists on AWS too, where uploads go to S3 instead.
+    from runtime.adapters.local.code_uploads import LocalCodeUploads
+
+    uploads = trigger_service(container).uploads
+    if not isinstance(uploads, LocalCodeUploads):
+        raise NotFound("on this fabric, upload to the URL from POST /v1/triggers/code-uploads")
+    size = await uploads.receive(principal.sub, upload_id, request.stream())
+    return CodeUploaded(upload_id=upload_id, size=size)
 
 
 @router.post(
@@ -289,6 +361,10 @@ def update_trigger(
     container: ContainerDep,
 ) -> Response:
     service = trigger_service(container)
+    if body.function is not None and (
+        body.function.code_base64 is None and body.function.code_upload_id is None
+    ):
+        raise field_error("function.code_base64", "give code_base64 or code_upload_id")
     changes = TriggerChanges(
         filters=list(body.filters) if body.filters is not None else None,
         batch_size=body.batch_size,
@@ -296,6 +372,7 @@ def update_trigger(
         enabled=body.enabled,
         max_retries=body.max_retries,
         code_base64=body.function.code_base64 if body.function else None,
+        code_upload_id=body.function.code_upload_id if body.function else None,
     )
 
     def action() -> TriggerOut:

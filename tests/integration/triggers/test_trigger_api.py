@@ -302,9 +302,12 @@ def test_openapi_lists_the_trigger_routes(trigger_fabric: TriggerFabric) -> None
         ("/v1/triggers/{trigger_id}", "DELETE"),
         ("/v1/triggers/{trigger_id}/logs", "GET"),
         ("/v1/triggers/{trigger_id}/dead-letters", "GET"),
+        ("/v1/triggers/code-uploads", "POST"),
+        ("/v1/triggers/code-uploads/{upload_id}", "PUT"),
     }
     for path, method in documented:  # served by the app: asks for a token, not a 404/405
         concrete = path.replace("{trigger_id}", "0123456789abcdef0123")
+        concrete = concrete.replace("{upload_id}", "0123456789abcdef0123456789abcdef")
         assert trigger_fabric.client.request(method, concrete).status_code == 401
     create = paths["/v1/triggers"]["post"]["responses"]
     assert {"201", "403", "404", "409", "422", "429"} <= set(create)
