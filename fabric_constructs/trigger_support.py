@@ -6,6 +6,8 @@
 - the shared dead-letter queue (KMS, TLS only) whose key also encrypts the
   per-trigger queues ``<prefix><id>-dlq`` the API creates;
 - the packaged template code (the runtime bundle, in the CDK asset bucket);
+- the code bucket users upload function zips to (presigned POSTs the API signs for
+  ``uploads/<caller>/<id>.zip``): private, TLS only, SSE-S3, uploads expire after a day;
 - the management policy the API function gets: create/update/delete only
   functions named ``<prefix>*`` and roles under ``<role path>``, roles only with
   the boundary, PassRole only for those roles and only to Lambda; the per-trigger
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -64,6 +67,27 @@ class TriggerSupport(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
         )
         self.template = s3_assets.Asset(self, "TemplateCode", **fabric_asset_options())  # type: ignore[arg-type]
+        # Uploaded function code: a staging area (Lambda copies the zip at CreateFunction /
+        # UpdateFunctionCode), so a day's lifecycle and no versions.
+        self.code_bucket = s3.Bucket(
+            self,
+            "CodeBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=False,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireUploads",
+                    prefix="uploads/",
+                    expiration=cdk.Duration.days(1),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        )
+        uploads = self.code_bucket.arn_for_objects("uploads/*")
 
         log_groups = stack.format_arn(
             service="logs",
@@ -246,6 +270,15 @@ class TriggerSupport(Construct):
                             resource_name=self.template.s3_object_key,
                         )
                     ],
+                ),
+                # PutObject only so the API's presigned POSTs are valid (it never writes);
+                # GetObject to check an upload, and because CreateFunction/UpdateFunctionCode
+                # fetch S3 code with the caller's rights.
+                iam.PolicyStatement(
+                    sid="SignCodeUploads", actions=["s3:PutObject"], resources=[uploads]
+                ),
+                iam.PolicyStatement(
+                    sid="ReadCodeUploads", actions=["s3:GetObject"], resources=[uploads]
                 ),
                 iam.PolicyStatement(
                     sid="TriggerLogGroups",

@@ -85,6 +85,7 @@ class ApiStack(cdk.Stack):
             "trigger_dlq_arn": triggers.dead_letter_queue.queue_arn,
             "trigger_template_bucket": triggers.template.s3_bucket_name,
             "trigger_template_key": triggers.template.s3_object_key,
+            "trigger_code_bucket": triggers.code_bucket.bucket_name,
         }
         self.authorizer_function = FabricFunction(
             self,

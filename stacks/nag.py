@@ -310,6 +310,44 @@ def acknowledgements(config: StageConfig) -> list[Ack]:
     add(
         "Triggers",
         management,
+        _iam5("<TriggersCodeBucket1F75C8BA.Arn>/uploads/*"),
+        "Function code uploads are uploads/<caller>/<id>.zip, named at run time: the API "
+        "signs presigned POSTs for one such key (PutObject) and reads an upload back to check "
+        "it and so CreateFunction can fetch it (GetObject); nothing outside uploads/.",
+    )
+    code_bucket = "Triggers/CodeBucket"
+    for finding, reason in (
+        (
+            "AwsSolutions-S1",
+            "A one-day staging area for function zips the users' own presigned POSTs write; "
+            "each use is audited by the API (create/PATCH of the trigger, with the upload id) "
+            "and CloudTrail data events can cover the bucket per account.",
+        ),
+        (
+            "NIST.800.53.R5-S3BucketLoggingEnabled",
+            "A one-day staging area for function zips; the API's audit log records every use "
+            "of an upload, and CloudTrail data events can cover the bucket per account.",
+        ),
+        (
+            "NIST.800.53.R5-S3BucketReplicationEnabled",
+            "Uploads are transient (expired after a day; Lambda keeps its own copy of deployed "
+            "code): nothing here needs to survive a regional outage.",
+        ),
+        (
+            "NIST.800.53.R5-S3BucketVersioningEnabled",
+            "Uploads are transient staging copies expired after a day; versions would keep "
+            "replaced zips around for nothing (the API checks the digest Lambda deployed).",
+        ),
+        (
+            "NIST.800.53.R5-S3DefaultEncryptionKMS",
+            "Presigned POSTs from any client and Lambda's fetch stay simple with SSE-S3; the "
+            "bucket is private, TLS-only and holds each zip for at most a day.",
+        ),
+    ):
+        add("Triggers", code_bucket, finding, reason)
+    add(
+        "Triggers",
+        management,
         _iam5(trigger_queues),
         "The API creates, drains and deletes the per-trigger dead-letter queues, named with the "
         "stage's trigger prefix (created at run time).",

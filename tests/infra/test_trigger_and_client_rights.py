@@ -212,3 +212,76 @@ def test_api_function_knows_the_session_role_and_the_user_boundary(
     for statement in create_user:
         condition = statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"]
         assert condition == {"Ref": boundary_id}
+
+
+def _code_bucket(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (k, r)
+        for k, r in template["Resources"].items()
+        if k.startswith("TriggersCodeBucket") and r["Type"] == "AWS::S3::Bucket"
+    ]
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_code_bucket_is_private_tls_only_encrypted_and_expires_uploads(
+    synthesized: dict[str, Synthesized], stage: str
+) -> None:
+    triggers = synthesized[stage].template("Triggers")
+    bucket_id, bucket = _code_bucket(triggers)
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert "VersioningConfiguration" not in props
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert (rule["Prefix"], rule["ExpirationInDays"], rule["Status"]) == ("uploads/", 1, "Enabled")
+    (policy,) = [
+        r
+        for r in triggers["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    (deny,) = _statements(policy)
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_may_sign_and_read_code_uploads_only_under_uploads(
+    synthesized: dict[str, Synthesized], stage: str
+) -> None:
+    triggers = synthesized[stage].template("Triggers")
+    bucket_id, _ = _code_bucket(triggers)
+    _, management = _resource(triggers, "TriggersManagementPolicy")
+    sids = _by_sid(management)
+    uploads = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/uploads/*"]]}
+    assert _actions(sids["SignCodeUploads"]) == {"s3:PutObject"}
+    assert _actions(sids["ReadCodeUploads"]) == {"s3:GetObject"}
+    for sid in ("SignCodeUploads", "ReadCodeUploads"):
+        assert sids[sid]["Resource"] == uploads
+    # No other statement touches the code bucket.
+    for statement in _statements(management):
+        if statement.get("Sid") not in ("SignCodeUploads", "ReadCodeUploads"):
+            assert bucket_id not in json.dumps(statement)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_function_knows_the_code_bucket(
+    synthesized: dict[str, Synthesized], stage: str
+) -> None:
+    api = synthesized[stage].template("Api")["Resources"]
+    (function,) = [
+        r
+        for r in api.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == "runtime.handlers.api.handler"
+    ]
+    parts = function["Properties"]["Environment"]["Variables"]["OCTOPUS_SETTINGS"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else json.dumps(p).replace('"', "'") for p in parts)
+    assert '"trigger_code_bucket":"{\'Fn::ImportValue\': ' in text
+    assert "TriggersCodeBucket" in text
