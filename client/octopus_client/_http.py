@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -124,6 +124,17 @@ class Transport:
                 attempt += 1
                 continue
             return _decode(response)
+
+    def upload(self, path: str, stream: IO[bytes], headers: Mapping[str, str]) -> Any:
+        """PUT a file's bytes to the fabric itself (streamed, sent once: no retry)."""
+        try:
+            response = self._client.put(path, content=stream, headers=dict(headers))
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"cannot reach the fabric at {self.base_url}: {exc or type(exc).__name__}",
+                code="unreachable",
+            ) from exc
+        return _decode(response)
 
 
 def _decode(response: httpx.Response) -> Any:

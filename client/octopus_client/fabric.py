@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from octopus_client._http import BearerToken, HeaderProviderAuth, RetryPolicy, Transport
+from octopus_client.errors import UnavailableError, ValidationError
 from octopus_client.kafka import (
     FabricConsumer,
     FabricProducer,
@@ -332,6 +334,49 @@ class Fabric:
         )
 
     # -- triggers ----------------------------------------------------------------------
+    def upload_trigger_code(self, zip_path: str | Path) -> str:
+        """Upload a function's zip for ``function.code_upload_id``; returns the upload id.
+
+        For code too large to send inline. On AWS the zip goes straight to the fabric's
+        code bucket with a presigned form (our token is never sent there); locally it is
+        PUT to the fabric itself.
+        """
+        source = Path(zip_path)
+        size = source.stat().st_size
+        ticket = self._http.request("POST", "/v1/triggers/code-uploads")
+        if size > int(ticket["max_bytes"]):
+            raise ValidationError(
+                f"{source} is {size} bytes; this fabric takes uploads of at most "
+                f"{ticket['max_bytes']} bytes",
+                status=413,
+                code="payload_too_large",
+            )
+        headers = {"Content-Type": "application/zip", **ticket.get("headers", {})}
+        with source.open("rb") as stream:
+            if ticket["method"] == "PUT":
+                url = str(ticket["url"])
+                if not url.startswith(self._http.base_url + "/"):
+                    raise ValidationError(
+                        f"the fabric asked for an upload to {url}, not to itself: refused "
+                        "(the token is sent only to the fabric)",
+                        code="unexpected_upload_url",
+                    )
+                self._http.upload(url[len(self._http.base_url) :], stream, headers)
+            else:
+                reply = httpx.post(
+                    ticket["url"],
+                    data=ticket.get("fields", {}),
+                    files={"file": (source.name, stream, "application/zip")},
+                    timeout=300,
+                )
+                if reply.status_code >= 300:
+                    raise UnavailableError(
+                        f"the code upload was refused ({reply.status_code}): {reply.text[:200]}",
+                        status=reply.status_code,
+                        code="upload_failed",
+                    )
+        return str(ticket["upload_id"])
+
     def create_trigger(self, spec: Mapping[str, Any] | None = None, **fields: Any) -> Trigger:
         """Create a trigger from the body of ``POST /v1/triggers`` (a mapping or keywords)."""
         body = {**(spec or {}), **fields}

@@ -16,6 +16,9 @@ from octopus_client.cli.state import CliState, state
 from octopus_client.models import Access
 from octopus_client.names import TopicRef
 
+# Above this size a function zip is uploaded instead of sent inline (base64 grows it by 4/3).
+INLINE_CODE_MAX_BYTES = 600_000
+
 key_app = typer.Typer(help="Broker keys (the secret is shown once).", no_args_is_help=True)
 namespace_app = typer.Typer(help="Namespaces you own.", no_args_is_help=True)
 topic_app = typer.Typer(help="Topics, addressed as NS/TOPIC (or TOPIC).", no_args_is_help=True)
@@ -349,10 +352,16 @@ def trigger_create(
         body["webhook"] = {"url": webhook_url, "headers": _pairs(header, "--header")}
     else:
         assert function_zip is not None
+        # Inline code travels base64 in the JSON body (the fabric caps bodies at ~1 MiB):
+        # larger zips go through an upload.
+        if function_zip.stat().st_size > INLINE_CODE_MAX_BYTES:
+            code: dict[str, str] = {"code_upload_id": fabric.upload_trigger_code(function_zip)}
+        else:
+            code = {"code_base64": base64.b64encode(function_zip.read_bytes()).decode("ascii")}
         body["function"] = {
             "runtime": runtime,
             "handler": handler,
-            "code_base64": base64.b64encode(function_zip.read_bytes()).decode("ascii"),
+            **code,
             "memory_mb": memory_mb,
             "timeout_seconds": timeout_seconds,
             "environment": _pairs(env, "--env"),
