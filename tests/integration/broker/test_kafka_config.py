@@ -38,7 +38,7 @@ def test_at_least_once_defaults():
 
 
 def test_msk_iam_config_signs_a_token_offline(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "fake-access-key-for-tests")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -53,7 +53,7 @@ def test_msk_iam_config_signs_a_token_offline(monkeypatch):
     assert parsed.hostname == "kafka.us-east-1.amazonaws.com"
     query = parse_qs(parsed.query)
     assert query["Action"] == ["kafka-cluster:Connect"]
-    assert query["X-Amz-Credential"][0].startswith("AKIAIOSFODNN7EXAMPLE/")
+    assert query["X-Amz-Credential"][0].startswith("fake-access-key-for-tests/")
 
 
 @pytest.mark.broker
