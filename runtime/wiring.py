@@ -55,17 +55,18 @@ def build_broker(settings: RuntimeSettings) -> BrokerAdmin:
     return KafkaBrokerAdmin(kafka_client_config(settings), capabilities=capabilities)
 
 
-def build_record_writer(settings: RuntimeSettings, registry: Registry) -> RecordWriter:
+def build_record_writer(settings: RuntimeSettings) -> RecordWriter:
     from runtime.adapters.kafka_record_writer import KafkaRecordWriter
     from runtime.adapters.kafka_records import RecordProducer
 
-    def known(kafka_name: str) -> bool:
-        # Namespaces hold no dots: the first one separates namespace and topic.
-        namespace, _, topic = kafka_name.partition(".")
-        return registry.get_topic(namespace, topic) is not None
+    def checked_by_the_core(_kafka_name: str) -> bool:
+        # RecordService writes only after reading the topic as ACTIVE from the registry in
+        # the same request; a second registry read per produce would only add latency.
+        # (The producer also never auto-creates topics.)
+        return True
 
     config = kafka_client_config(settings, "producer")
-    return KafkaRecordWriter(lambda: RecordProducer(config, topic_exists=known))
+    return KafkaRecordWriter(lambda: RecordProducer(config, topic_exists=checked_by_the_core))
 
 
 def build_credentials(settings: RuntimeSettings) -> CredentialIssuer:
@@ -125,7 +126,7 @@ def build_container(settings: RuntimeSettings) -> Container:
         registry=registry,
         broker=build_broker(settings),
         credentials=build_credentials(settings),
-        records=build_record_writer(settings, registry),
+        records=build_record_writer(settings),
     )
     fabric = Fabric.build(deps)
     container = Container(settings=settings, fabric=fabric, identity=build_identity(settings))
