@@ -310,7 +310,12 @@ def trigger_create(
     webhook_url: Annotated[str | None, typer.Option(help="POST matching events here.")] = None,
     header: Annotated[list[str] | None, typer.Option(help="Webhook header K=V.")] = None,
     function_zip: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="Function code (zip).")
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Function code (zip); sent inline up to 600 kB, uploaded above that.",
+        ),
     ] = None,
     runtime: Annotated[str, typer.Option()] = "python3.12",
     handler: Annotated[str, typer.Option()] = "handler.handler",
