@@ -251,6 +251,10 @@ class _CpuMeter:
             rows.setdefault(name, []).append(seconds / events * 1e6)
         return rate
 
+    def total(self, phase: str) -> float:
+        """CPU µs per event of every process measured in ``phase`` (median per process)."""
+        return sum(statistics.median(v) for v in self.samples[phase].values())
+
     def lines(self) -> list[str]:
         return [
             f"  {phase}: "
@@ -342,6 +346,16 @@ def main() -> None:
         print("CPU µs per event (median of the rounds; 'bench process' = the reader):")
         for line in meter.lines():
             print(line)
+        # What the machine allows: a reader can go no faster than all cores divided by the
+        # CPU its whole pipeline spends per event (broker + web service + client).
+        raw_cpu, sse_cpu = meter.total("raw"), meter.total("SSE 1 client")
+        cores = os.cpu_count() or 1
+        most = cores / sse_cpu * 1e6
+        print(
+            f"CPU per event, all processes: raw {raw_cpu:.2f} µs, SSE 1 client {sse_cpu:.2f} µs "
+            f"({sse_cpu / raw_cpu:.1f}x); with all {cores} cores busy SSE could deliver at most "
+            f"{most:,.0f} events/s = {most / raw:.2f}x the best raw round"
+        )
         print("rounds, events/s: raw " + ", ".join(f"{r:,.0f}" for r in raws))
         print("                  SSE 1 client " + ", ".join(f"{r:,.0f}" for r in ones))
         print(

@@ -13,6 +13,13 @@ environment: Python's default; the fabric's own modules would otherwise be compi
 from source on every run). What is cold: the processes (python + jsii's node) and
 the cloud assembly directory (assets are staged into it on every run).
 
+A third app is the floor of any app written like the fabric: it imports the fabric's
+code (``app.py``'s imports: every stack and construct module, so every ``aws_cdk``
+submodule they use, pydantic and the config models), reads the stage config, and
+synthesizes an empty ``App`` -- no construct built. Its ratio to the empty app is what no
+change to the fabric's constructs can go below (only importing fewer ``aws_cdk``
+submodules, i.e. using fewer AWS services, could).
+
 Printed: median wall time of each, and CPU time (user + system of python and node,
 the steadier figure when other work shares the machine).
 
@@ -36,6 +43,14 @@ REPO = Path(__file__).resolve().parent.parent
 # Same App settings as app.py (aws-cdk-lib's built-in CloudFormation validation off,
 # cfn-lint in the test suite validates instead), so only the fabric's own work differs.
 EMPTY_APP = "import aws_cdk as cdk\ncdk.App(builtin_cloud_formation_validation=False).synth()\n"
+# app.py up to build_fabric(): its imports and the config, then an empty synth.
+FLOOR_APP = (
+    "import aws_cdk as cdk\n"
+    "import app\n"
+    "application = cdk.App(builtin_cloud_formation_validation=False)\n"
+    "app.load_stage_config(application.node)\n"
+    "application.synth()\n"
+)
 
 
 def cli_context(stage: str) -> dict[str, object]:
@@ -102,17 +117,25 @@ def main() -> None:
     context = cli_context(args.stage)
     full = [sys.executable, str(REPO / "app.py")]
     empty = [sys.executable, "-c", EMPTY_APP]
-    _time_synth(full, context)  # warm the dependency, bytecode and OS file caches
-    _time_synth(empty, context)
+    floor = [sys.executable, "-c", FLOOR_APP]
+    for argv in (full, empty, floor):  # warm the dependency, bytecode and OS file caches
+        _time_synth(argv, context)
     full_times: list[Sample] = []
     empty_times: list[Sample] = []
-    for _ in range(args.repeat):  # interleaved, so load on the machine hits both alike
+    floor_times: list[Sample] = []
+    for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
         empty_times.append(_time_synth(empty, context))
+        floor_times.append(_time_synth(floor, context))
         full_times.append(_time_synth(full, context))
     empty_wall, empty_cpu = _report("empty CDK app synth", empty_times)
+    floor_wall, floor_cpu = _report("fabric code imported, no construct built", floor_times)
     full_wall, full_cpu = _report(f"fabric app synth ({args.stage})", full_times)
     # CPU time is the steadier figure on a shared machine; the goal is stated in wall time.
     ratio, cpu_ratio = full_wall / empty_wall, full_cpu / empty_cpu
+    print(
+        f"floor (imports only): {floor_wall / empty_wall:.2f}x wall, "
+        f"{floor_cpu / empty_cpu:.2f}x CPU of the empty app"
+    )
     print(f"ratio: {ratio:.2f}x (goal <= 1.5x); CPU ratio {cpu_ratio:.2f}x")
 
 
