@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_elasticloadbalancingv2 as cw_elb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -16,8 +17,10 @@ from constructs import Construct
 
 from fabric_constructs.encryption import FabricKey
 from fabric_constructs.rest_api import AUTHORIZER_DENIALS_METRIC
-from fabric_constructs.storage_bridge import StorageEventBridge
-from fabric_constructs.stream_service import StreamService
+
+if TYPE_CHECKING:  # optional parts: their modules load only in stages that deploy them
+    from fabric_constructs.storage_bridge import StorageEventBridge
+    from fabric_constructs.stream_service import StreamService
 
 PERIOD = cdk.Duration.minutes(5)
 
@@ -233,6 +236,8 @@ class FabricMonitoring(Construct):
 
     def _stream_service(self, dashboard: cw.Dashboard, service: StreamService) -> list[cw.Alarm]:
         """The SSE service: 5xx (ALB and targets), time to first byte, healthy tasks."""
+        from aws_cdk import aws_elasticloadbalancingv2 as cw_elb  # loaded only with the service
+
         alb = service.load_balancer.metrics
         targets = service.target_group.metrics
         elb_5xx = alb.http_code_elb(cw_elb.HttpCodeElb.ELB_5XX_COUNT, period=PERIOD)

@@ -56,11 +56,18 @@ REGISTRY_READ_ACTIONS = (
 )
 
 
-def server_command(idle_timeout_seconds: int) -> list[str]:
+def uvicorn_workers(cpu_units: int) -> int:
+    """One uvicorn process per vCPU of the task: a stream's reading and rendering hold its
+    process's GIL, so one process uses one core however many the task has."""
+    return max(1, cpu_units // 1024)
+
+
+def server_command(idle_timeout_seconds: int, cpu_units: int) -> list[str]:
     """uvicorn, keeping idle connections open longer than the ALB (else sporadic 502s)."""
     return [
         "uvicorn", "--factory", APP_FACTORY, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT),  # noqa: S104
         "--timeout-keep-alive", str(idle_timeout_seconds + 5),
+        "--workers", str(uvicorn_workers(cpu_units)),
     ]  # fmt: skip
 
 
@@ -253,7 +260,7 @@ class StreamService(Construct):
             "App",
             image=ecs.ContainerImage.from_registry(base_image),
             entry_point=["python3", "-c"],
-            command=[boot_source, *server_command(idle_timeout_seconds)],
+            command=[boot_source, *server_command(idle_timeout_seconds, cpu)],
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
             logging=ecs.LogDriver.aws_logs(stream_prefix="sse", log_group=self.log_group),
             environment={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from constructs import Construct
@@ -10,13 +11,17 @@ from constructs import Construct
 from stacks.api_stack import ApiStack
 from stacks.cluster_stack import ClusterStack
 from stacks.config import StageConfig
-from stacks.events_stack import EventsStack
 from stacks.nag import acknowledge_findings
 from stacks.network_stack import NetworkStack
 from stacks.observability_stack import ObservabilityStack
 from stacks.state_stack import StateStack
-from stacks.storage_stack import StorageStack
 from stacks.triggers_stack import TriggersStack
+
+if TYPE_CHECKING:
+    # Imported only when configured (below): a stage without them never loads aws_ecs,
+    # aws_elasticloadbalancingv2 and the rest (a fifth of an empty synth's time).
+    from stacks.events_stack import EventsStack
+    from stacks.storage_stack import StorageStack
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
     )
     events = None
     if config.events.enabled:
+        from stacks.events_stack import EventsStack  # only when configured
+
         events = EventsStack(
             scope,
             name("Events"),
@@ -89,6 +96,8 @@ def build_fabric(scope: Construct, config: StageConfig) -> Fabric:
         )
     storage = None
     if config.storage_events:
+        from stacks.storage_stack import StorageStack  # only when configured
+
         storage = StorageStack(
             scope,
             name("Storage"),

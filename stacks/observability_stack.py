@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
@@ -9,9 +11,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from fabric_constructs.monitoring import FabricMonitoring
-from fabric_constructs.storage_bridge import StorageEventBridge
-from fabric_constructs.stream_service import StreamService
 from stacks.config import StageConfig
+
+if TYPE_CHECKING:  # optional parts, imported by stacks.fabric only when configured
+    from fabric_constructs.storage_bridge import StorageEventBridge
+    from fabric_constructs.stream_service import StreamService
 
 
 class ObservabilityStack(cdk.Stack):

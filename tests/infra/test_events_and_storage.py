@@ -151,6 +151,8 @@ def test_task_runs_the_runtime_bundle_under_uvicorn_with_globus_identity(
     ]  # fmt: skip
     # uvicorn keeps idle connections open longer than the ALB does.
     assert int(server[server.index("--timeout-keep-alive") + 1]) > config.idle_timeout_seconds
+    # One uvicorn process per vCPU (a stream's work holds its process's GIL).
+    assert int(server[server.index("--workers") + 1]) == max(1, config.cpu // 1024)
     assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     settings = RuntimeSettings.model_validate_json(_flat(env["OCTOPUS_SETTINGS"]))
@@ -323,3 +325,19 @@ def test_dashboard_and_alarms_cover_streams_and_bridge_where_deployed(
     assert ("Storage bridge" in body) == (stage in WITH_STORAGE)
     for _, alarm in _of_type(observability, "AWS::CloudWatch::Alarm"):
         assert alarm["Properties"]["AlarmActions"]
+
+
+@pytest.mark.parametrize(("cpu", "workers"), [(256, 1), (512, 1), (1024, 1), (2048, 2), (4096, 4)])
+def test_uvicorn_runs_one_process_per_vcpu_and_accepts_the_command(cpu: int, workers: int) -> None:
+    from uvicorn.main import main as uvicorn_main
+
+    from fabric_constructs.stream_service import server_command
+
+    command = server_command(300, cpu)
+    assert command[0] == "uvicorn"
+    # uvicorn's own command line parses and converts every option (an unknown option or a
+    # bad value raises) without serving.
+    params = uvicorn_main.make_context("uvicorn", command[1:]).params
+    assert params["workers"] == workers
+    assert params["factory"] is True and params["port"] == 8080
+    assert params["timeout_keep_alive"] == 305
