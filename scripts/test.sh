@@ -16,6 +16,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy runtime stacks fabric_constructs app.py
 MYPYPATH=client .venv/bin/mypy client/octopus_client
 .venv/bin/python -m pytest -q "$@"

@@ -35,9 +35,8 @@ from runtime.domain.names import default_namespace
 from tests.contract.conftest import create_registry_table, moto_requests_atomic
 
 REGION = "us-east-1"
-CLUSTER_ARN = (
-    f"arn:aws:kafka:{REGION}:123456789012:cluster/octopus-test/0b1c2d3e-aaaa-bbbb-cccc-1234567890ab-7"
-)
+CLUSTER_UUID = "0b1c2d3e-aaaa-bbbb-cccc-1234567890ab-7"
+CLUSTER_ARN = f"arn:aws:kafka:{REGION}:123456789012:cluster/octopus-test/{CLUSTER_UUID}"
 TABLE = "octopus-registry"
 
 
