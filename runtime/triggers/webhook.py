@@ -22,6 +22,12 @@ before parsing; compute ``HMAC-SHA256(secret, timestamp + "." + body)``; compare
 :func:`verify_signature` does exactly that. Delivery is at least once: deduplicate on
 ``X-Octopus-Delivery-Id`` or on (topic, partition, offset).
 
+Where it connects: the host is resolved when a connection is opened, every address it resolves
+to is checked (``checked_addresses``) and the socket goes to one of those addresses
+(``pinned_transport``); the name is never resolved a second time, so a DNS answer that changes
+after the check (rebinding) cannot point the request at an internal address. Host header, TLS
+SNI and certificate verification use the URL's host name. No proxy, no redirects.
+
 Outcome: 2xx is success. 5xx, 408, 429, timeouts and connection errors are retried with
 exponential backoff and full jitter, bounded by attempts and total time; when the budget runs
 out the failure is *retryable* (the batch comes back later). Other 4xx, 3xx (redirects are not
@@ -48,6 +54,7 @@ import httpx
 
 from runtime.domain.errors import BadRequest
 from runtime.triggers.event_shape import KafkaRecord
+from runtime.triggers.pinned_transport import Address, PinnedTransport
 
 SIGNATURE_HEADER: Final = "X-Octopus-Signature"
 TIMESTAMP_HEADER: Final = "X-Octopus-Timestamp"
@@ -86,9 +93,7 @@ class InvalidWebhook(BadRequest):
 # ------------------------------------------------------------------------------ validation
 
 
-def _address_refusal(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool
-) -> str | None:
+def _address_refusal(address: Address, allow_private: bool) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address in _METADATA_ADDRESSES:
@@ -106,12 +111,36 @@ def _address_refusal(
     return None
 
 
-def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _resolve(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise InvalidWebhook(f"webhook host {host!r} does not resolve: {exc}") from exc
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+def _ip_literal(host: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def checked_addresses(host: str, port: int, *, allow_private: bool) -> list[Address]:
+    """The addresses ``host`` stands for, once each, in resolver order; all must be allowed.
+
+    One lookup: the caller connects to what this returned and never resolves ``host`` again
+    (``pinned_transport``), so a changed DNS answer cannot reach an address not checked here.
+    If any address is refused the whole host is: which one a later lookup or a client's
+    fallback would pick is not ours to know.
+    """
+    literal = _ip_literal(host)
+    addresses = [literal] if literal is not None else _resolve(host, port)
+    for address in addresses:
+        refusal = _address_refusal(address, allow_private)
+        if refusal:
+            raise InvalidWebhook(f"webhook host {host!r} resolves to {address}, which {refusal}")
+    return list(dict.fromkeys(addresses))
 
 
 def validate_webhook_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
@@ -122,6 +151,9 @@ def validate_webhook_url(url: str, *, allow_private: bool, resolve: bool = True)
     metadata endpoint. With ``allow_private=True`` (local mode) loopback and private
     addresses are allowed; link-local and metadata addresses never are. Host names are
     resolved and every address checked (``resolve=False`` checks only IP literals).
+
+    This answers for the moment of the lookup only; delivery does not rely on it but checks
+    again, at connect time, the very addresses it connects to (``checked_addresses``).
     """
     if not isinstance(url, str) or len(url) > 2048:
         raise InvalidWebhook("webhook URL must be a string of at most 2048 characters")
@@ -139,16 +171,8 @@ def validate_webhook_url(url: str, *, allow_private: bool, resolve: bool = True)
     except ValueError as exc:
         raise InvalidWebhook(f"webhook URL has an invalid port: {exc}") from exc
     host = parts.hostname
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        if not resolve:
-            return
-        addresses = _resolve(host, port)
-    for address in addresses:
-        refusal = _address_refusal(address, allow_private)
-        if refusal:
-            raise InvalidWebhook(f"webhook host {host!r} resolves to {address}, which {refusal}")
+    if resolve or _ip_literal(host) is not None:
+        checked_addresses(host, port, allow_private=allow_private)
 
 
 def validate_static_headers(headers: Mapping[str, str]) -> None:
@@ -312,13 +336,16 @@ def _snippet(response: httpx.Response) -> str:
 
 
 class WebhookDeliverer:
-    """Delivers batches to one webhook; keeps one HTTP client (connection reuse)."""
+    """Delivers batches to one webhook; keeps one HTTP client (connection reuse).
+
+    The client is always built here, never passed in: every connection it opens goes through
+    the address check (``PinnedTransport``), which an injected client could skip.
+    """
 
     def __init__(
         self,
         config: WebhookConfig,
         *,
-        client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -326,17 +353,22 @@ class WebhookDeliverer:
     ) -> None:
         validate_static_headers(config.static_headers)
         self.config = config
-        self._owns_client = client is None
-        self._client = client or httpx.Client(
+        allow_private = config.allow_private
+
+        def check(host: str, port: int) -> list[Address]:
+            return checked_addresses(host, port, allow_private=allow_private)
+
+        self._client = httpx.Client(
+            transport=PinnedTransport(check),
             timeout=httpx.Timeout(config.retry.timeout_s),
+            # A redirect could point anywhere; it is reported, not followed.
             follow_redirects=False,
             trust_env=False,  # never route webhook calls through an ambient proxy
         )
         self._sleep, self._clock, self._wall_clock, self._rng = sleep, clock, wall_clock, rng
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self._client.close()
 
     def __enter__(self) -> WebhookDeliverer:
         return self
@@ -358,15 +390,16 @@ class WebhookDeliverer:
     def _attempt(self, body: bytes, records: Sequence[KafkaRecord]) -> tuple[bool, int | None, str]:
         """One POST: (permanent?, status, reason); reason empty on success."""
         try:
-            # Checked on every attempt, not just at creation, so a DNS change cannot point
-            # an accepted host at an internal address later.
-            validate_webhook_url(self.config.url, allow_private=self.config.allow_private)
-        except InvalidWebhook as exc:
-            return True, None, f"refused: {exc.message}"
-        try:
+            # The URL's form only (no lookup): the host's addresses are checked when a
+            # connection is opened, on the very lookup that connection uses.
+            validate_webhook_url(
+                self.config.url, allow_private=self.config.allow_private, resolve=False
+            )
             response = self._client.post(
                 self.config.url, content=body, headers=self._headers(body, records)
             )
+        except InvalidWebhook as exc:
+            return True, None, f"refused: {exc.message}"
         except httpx.TimeoutException as exc:
             return False, None, f"timeout: {type(exc).__name__}"
         except httpx.TransportError as exc:

@@ -1,13 +1,19 @@
-"""A real HTTP server on 127.0.0.1 that records webhook calls and answers as scripted."""
+"""A real HTTP(S) server on 127.0.0.1 that records webhook calls and answers as scripted; a
+stand-in for DNS (``fake_dns``), since the tests cannot control a real resolver."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -87,12 +93,18 @@ class _Server(ThreadingHTTPServer):
     receiver: WebhookReceiver
 
 
-@pytest.fixture
-def webhook_server() -> Iterator[WebhookReceiver]:
+@contextlib.contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1 (``https`` with ``tls``, a server-side context) while open."""
     server = _Server(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        # A failed handshake raises ssl.SSLError (an OSError) in accept, which socketserver
+        # ignores: the request never reaches the handler and is not recorded.
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     receiver = WebhookReceiver()
     server.receiver = receiver
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    scheme = "https" if tls is not None else "http"
+    receiver.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -101,3 +113,51 @@ def webhook_server() -> Iterator[WebhookReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[WebhookReceiver]:
+    with serving() as receiver:
+        yield receiver
+
+
+@dataclass
+class FakeDns:
+    """Answers lookups of chosen names in place of the system resolver.
+
+    It replaces ``socket.getaddrinfo``, which both the fabric's address check and a plain
+    socket connect by name use, so a client that resolved a name a second time would get the
+    second answer here too. ``answer(name, first, second, ...)``: one answer per lookup, the
+    last repeated. Names not given go to the real resolver.
+    """
+
+    answers: dict[str, list[list[str]]] = field(default_factory=dict)
+    lookups: Counter[str] = field(default_factory=Counter)
+
+    def answer(self, name: str, *answers: list[str]) -> None:
+        self.answers[name] = [list(a) for a in answers]
+
+    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in self.answers:
+            return _REAL_GETADDRINFO(host, port, *args, **kwargs)
+        self.lookups[name] += 1
+        queue = self.answers[name]
+        addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        out: list[Any] = []
+        for address in addresses:
+            if ":" in address:
+                out.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0)))
+            else:
+                out.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)))
+        return out
+
+
+_REAL_GETADDRINFO = socket.getaddrinfo
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    dns = FakeDns()
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    return dns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -17,7 +18,7 @@ from runtime.handlers.webhook_trigger import (
 )
 from runtime.triggers.batch import DeadLetter
 from runtime.triggers.event_shape import KafkaRecord, build_msk_event
-from runtime.triggers.webhook import verify_signature
+from runtime.triggers.webhook import validate_webhook_url, verify_signature
 
 REGION = "us-east-1"
 SECRET = "trigger-secret-shown-once"
@@ -175,6 +176,22 @@ def test_secret_fetched_once_per_container(aws, webhook_server) -> None:
     for _ in range(3):
         app.handle(msk_event(1), Context())
     assert len(calls) == 1
+
+
+def test_rebinding_to_an_internal_address_is_dead_lettered(aws, webhook_server, fake_dns) -> None:
+    # As deployed (no private addresses): the name answers public to the control plane's
+    # check and then the fabric's own host; the template must refuse, not POST to it.
+    url = f"http://rebind.invalid:{urlsplit(webhook_server.url).port}/hook"
+    fake_dns.answer("rebind.invalid", ["93.184.215.14"], ["127.0.0.1"])
+    validate_webhook_url(url, allow_private=False)
+    settings = env(url, aws, OCTOPUS_WEBHOOK_ALLOW_PRIVATE="false")
+    app = WebhookTriggerApp(WebhookTriggerSettings.from_env(settings))
+    assert app.handle(msk_event(1), Context()) == {"batchItemFailures": []}
+    assert webhook_server.requests == []
+    (letter,) = dead_letters(aws["queue_url"])
+    assert letter.reason == (
+        "refused: webhook host 'rebind.invalid' resolves to 127.0.0.1, which is a loopback address"
+    )
 
 
 def test_module_handler_reads_environment(aws, webhook_server, monkeypatch) -> None:
