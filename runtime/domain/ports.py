@@ -158,6 +158,14 @@ class Registry(Protocol):
         limit: int = 100,
     ) -> Page[Trigger]: ...
 
+    def list_triggers_on_topic(self, namespace: str, topic: str) -> list[Trigger]:
+        """Every trigger bound to this topic, whoever owns it, sorted by trigger id.
+
+        Answered from an index on (namespace, topic), never a pass over all triggers:
+        deleting a topic removes its triggers with this.
+        """
+        ...
+
     def iter_all_triggers(self) -> Iterator[Trigger]: ...
 
     def update_trigger(self, trigger: Trigger, *, expected_version: int) -> Trigger: ...

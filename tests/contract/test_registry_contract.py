@@ -630,6 +630,81 @@ def test_list_triggers_filters_and_pages(registry):
     }
 
 
+def test_list_triggers_on_topic_finds_every_owners_and_nothing_else(registry):
+    for sub in (ALICE, BOB, CAROL):
+        register(registry, sub)
+    on_topic = [
+        make_trigger("on-1", ALICE, "ns-a", "a.b"),
+        make_trigger("on-2", BOB, "ns-a", "a.b"),
+        make_trigger("on-3", CAROL, "ns-a", "a.b"),
+    ]
+    elsewhere = [
+        make_trigger("off-prefix", ALICE, "ns-a", "a.bc"),  # a.b is a prefix of its name
+        make_trigger("off-parent", BOB, "ns-a", "a"),
+        make_trigger("off-collide", BOB, "ns-a", "a_b"),
+        make_trigger("off-ns", CAROL, "ns-b", "a.b"),
+        make_trigger("off-ns-prefix", CAROL, "ns-ab", "a.b"),
+    ]
+    for trigger in on_topic + elsewhere:
+        registry.create_trigger(trigger, limit=BIG)
+
+    assert registry.list_triggers_on_topic("ns-a", "a.b") == on_topic
+    assert registry.list_triggers_on_topic("ns-a", "a.bc") == [elsewhere[0]]
+    assert registry.list_triggers_on_topic("ns-a", "nothing") == []
+
+    # Changes after the first lookup: a new trigger, a deleted one, an updated one.
+    late = make_trigger("on-0", BOB, "ns-a", "a.b")
+    registry.create_trigger(late, limit=BIG)
+    assert registry.delete_trigger("on-1") is True
+    failing = registry.update_trigger(
+        on_topic[2].model_copy(update={"state": TriggerState.FAILING}), expected_version=0
+    )
+    assert registry.list_triggers_on_topic("ns-a", "a.b") == [late, on_topic[1], failing]
+
+    for trigger_id in ("on-0", "on-2", "on-3"):
+        registry.delete_trigger(trigger_id)
+    assert registry.list_triggers_on_topic("ns-a", "a.b") == []
+    assert registry.list_triggers_on_topic("ns-b", "a.b") == [elsewhere[3]]
+
+
+def test_list_triggers_on_topic_follows_a_trigger_to_another_topic(registry):
+    register(registry, ALICE)
+    registry.list_triggers_on_topic("ns-a", "before")  # the index is in use from here on
+    trigger = make_trigger("mover", ALICE, "ns-a", "from")
+    registry.create_trigger(trigger, limit=BIG)
+
+    moved = registry.update_trigger(
+        trigger.model_copy(update={"namespace": "ns-b", "topic": "to"}), expected_version=0
+    )
+    assert registry.list_triggers_on_topic("ns-a", "from") == []
+    assert registry.list_triggers_on_topic("ns-b", "to") == [moved]
+    assert registry.list_triggers(ALICE, namespace="ns-b", topic="to").items == [moved]
+    with pytest.raises(Conflict):  # a stale move is refused and changes nothing
+        registry.update_trigger(trigger, expected_version=0)
+    assert registry.list_triggers_on_topic("ns-a", "from") == []
+    with pytest.raises(NotFound):
+        registry.update_trigger(make_trigger("gone", ALICE, "ns-c", "x"), expected_version=0)
+
+    assert registry.delete_trigger("mover") is True
+    assert registry.list_triggers_on_topic("ns-b", "to") == []
+    assert registry.get_usage(ALICE).triggers == 0
+
+
+def test_list_triggers_on_topic_returns_more_than_a_batch(registry):
+    """More triggers than one DynamoDB BatchGetItem (100 keys) reads back."""
+    register(registry, ALICE)
+    register(registry, BOB)
+    registry.list_triggers_on_topic("ns-a", "busy")  # the index is in use from here on
+    made = []
+    for i in range(130):
+        trigger = make_trigger(f"t{i:03d}", ALICE if i % 2 else BOB, "ns-a", "busy")
+        registry.create_trigger(trigger, limit=BIG)
+        made.append(trigger)
+    registry.create_trigger(make_trigger("t-quiet", ALICE, "ns-a", "quiet"), limit=BIG)
+
+    assert registry.list_triggers_on_topic("ns-a", "busy") == made
+
+
 # -- idempotency --------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ and condition on, so they read back exactly as written.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -76,6 +77,9 @@ DEFAULT_CONSUMER_IDLE_SECONDS = 86_400
 # each grant costs one action plus at most one granter counter update, plus the
 # container's counter; TransactWriteItems takes at most 100 actions.
 PURGE_CHUNK = 45
+# Triggers given their topic-index entry per transaction by the one-off backfill:
+# two actions each (check the trigger, put the entry), at most 100 actions.
+INDEX_CHUNK = 45
 # How often an operation re-reads and retries when a concurrent writer changed
 # what it read (never on a real refusal such as a quota).
 MAX_ATTEMPTS = 12
@@ -118,6 +122,24 @@ def key_name_key(owner: str, name: str) -> Key:
 
 def trigger_key(trigger_id: str) -> Key:
     return {"pk": f"TRIGGER#{trigger_id}", "sk": "TRIGGER"}
+
+
+def topic_triggers_pk(namespace: str, topic: str) -> str:
+    """The partition indexing a topic's triggers, every owner's.
+
+    Names cannot contain '#' (runtime.domain.names), so ``a.b`` and ``a.bc`` are
+    different partitions, never one a prefix of the other.
+    """
+    return f"TOPIC#{namespace}#{topic}"
+
+
+def topic_trigger_key(namespace: str, topic: str, trigger_id: str) -> Key:
+    """A trigger's entry in its topic's index."""
+    return {"pk": topic_triggers_pk(namespace, topic), "sk": f"TRIGGER#{trigger_id}"}
+
+
+# Present once every trigger has its topic-index entry (see list_triggers_on_topic).
+TOPIC_INDEX_MARKER: Key = {"pk": "META#TRIGGER_TOPIC_INDEX", "sk": "META"}
 
 
 def idempotency_key(scope: str, key: str) -> Key:
@@ -1042,6 +1064,13 @@ class DynamoDbRegistry:
             "gsi2sk": trigger.trigger_id,
         }
 
+    @staticmethod
+    def _topic_entry(trigger: Trigger) -> Item:
+        return {
+            **topic_trigger_key(trigger.namespace, trigger.topic, trigger.trigger_id),
+            "trigger_id": trigger.trigger_id,
+        }
+
     def create_trigger(self, trigger: Trigger, *, limit: int) -> None:
         charges = [("triggers", 1, limit, QUOTA_TRIGGERS)]
         item: Item = {
@@ -1057,6 +1086,7 @@ class DynamoDbRegistry:
                     [
                         ("Put", self._t.put(item, "attribute_not_exists(#pk)")),
                         ("Update", self._charge(trigger.owner, [c[:3] for c in charges])),
+                        ("Put", self._t.put(self._topic_entry(trigger))),
                     ]
                 )
                 return
@@ -1117,6 +1147,57 @@ class DynamoDbRegistry:
             )
         return Page[Trigger](items=triggers, next_cursor=next_cursor)
 
+    def list_triggers_on_topic(self, namespace: str, topic: str) -> list[Trigger]:
+        if self._get(TOPIC_INDEX_MARKER) is None:
+            return self._index_all_triggers(namespace, topic)
+        entries = self._query_partition(topic_triggers_pk(namespace, topic), "TRIGGER#")
+        keys: list[Item] = [trigger_key(entry["trigger_id"]) for entry in entries]
+        triggers = [load_record(Trigger, item["data"]) for item in self._fresh(keys)]
+        # The record decides: an older version of this code, still running during a
+        # deploy, deletes a trigger without its entry.
+        return sorted(
+            (t for t in triggers if t.namespace == namespace and t.topic == topic),
+            key=lambda t: t.trigger_id,
+        )
+
+    def _index_all_triggers(self, namespace: str, topic: str) -> list[Trigger]:
+        """Answer from all triggers, giving each its topic-index entry, then set the marker.
+
+        For a table written before the index existed: the first topic delete after the
+        upgrade makes the pass every topic delete used to make, and later ones Query.
+        Each entry is put together with a check that its trigger is still on that topic,
+        so a trigger deleted or moved meanwhile gets no stale entry (one created meanwhile
+        wrote its own). Deleting the marker item makes the next lookup run this again.
+        """
+        triggers = list(self.iter_all_triggers())
+        for start in range(0, len(triggers), INDEX_CHUNK):
+            chunk = triggers[start : start + INDEX_CHUNK]
+            try:
+                self._transact([action for t in chunk for action in self._index_actions(t)])
+            except _Cancelled:
+                # One of them was deleted or moved meanwhile: index the others one by one.
+                for trigger in chunk:
+                    with contextlib.suppress(_Cancelled):
+                        self._transact(self._index_actions(trigger))
+        marker: Item = {**TOPIC_INDEX_MARKER, "indexed_at": int(now_epoch())}
+        self._client.put_item(**self._t.put(marker))
+        return sorted(
+            (t for t in triggers if t.namespace == namespace and t.topic == topic),
+            key=lambda t: t.trigger_id,
+        )
+
+    def _index_actions(self, trigger: Trigger) -> list[tuple[str, dict[str, Any]]]:
+        on_topic = trigger_gsi1sk(trigger.namespace, trigger.topic, trigger.trigger_id)
+        return [
+            (
+                "ConditionCheck",
+                self._t.check(
+                    trigger_key(trigger.trigger_id), "#gsi1sk = :on_topic", on_topic=on_topic
+                ),
+            ),
+            ("Put", self._t.put(self._topic_entry(trigger))),
+        ]
+
     def iter_all_triggers(self) -> Iterator[Trigger]:
         batch: list[Item] = []
         for item in self._query_index("gsi2", "ALL#TRIGGER", ""):
@@ -1129,12 +1210,16 @@ class DynamoDbRegistry:
     def update_trigger(self, trigger: Trigger, *, expected_version: int) -> Trigger:
         stored = merged(trigger, version=expected_version + 1)
         index = self._trigger_index(stored)
+        key = trigger_key(trigger.trigger_id)
+        # The usual update leaves the trigger on its topic (gsi1sk unchanged): one
+        # conditional write, and the topic index needs nothing.
         updated = self._conditional(
             self._client.update_item,
             self._t.update(
-                trigger_key(trigger.trigger_id),
-                "SET #data = :data, #version = :next, #gsi1sk = :gsi1sk",
-                "attribute_exists(#pk) AND #version = :expected AND #owner = :owner",
+                key,
+                "SET #data = :data, #version = :next",
+                "attribute_exists(#pk) AND #version = :expected AND #owner = :owner"
+                " AND #gsi1sk = :gsi1sk",
                 data=dump_record(stored),
                 next=stored.version,
                 gsi1sk=index["gsi1sk"],
@@ -1144,30 +1229,81 @@ class DynamoDbRegistry:
         )
         if updated:
             return stored
-        item = self._get(trigger_key(trigger.trigger_id))
+        item = self._updatable_trigger(trigger, expected_version, self._get(key))
+        # The right version on another topic: move the record and its index entry together.
+        before = load_record(Trigger, item["data"])
+        actions: list[tuple[str, dict[str, Any]]] = [
+            (
+                "Update",
+                self._t.update(
+                    key,
+                    "SET #data = :data, #version = :next, #gsi1sk = :gsi1sk",
+                    "#version = :expected AND #owner = :owner AND #gsi1sk = :was",
+                    data=dump_record(stored),
+                    next=stored.version,
+                    gsi1sk=index["gsi1sk"],
+                    expected=expected_version,
+                    owner=trigger.owner,
+                    was=item["gsi1sk"],
+                ),
+            ),
+            ("Put", self._t.put(self._topic_entry(stored))),
+        ]
+        old_entry = topic_trigger_key(before.namespace, before.topic, before.trigger_id)
+        if old_entry != topic_trigger_key(stored.namespace, stored.topic, stored.trigger_id):
+            actions.append(("Delete", self._t.delete(old_entry)))
+        try:
+            self._transact(actions)
+        except _Cancelled:
+            self._updatable_trigger(trigger, expected_version, self._get(key))
+            raise Conflict(
+                f"trigger {trigger.trigger_id!r} changed meanwhile; read it again and retry"
+            ) from None
+        return stored
+
+    @staticmethod
+    def _updatable_trigger(trigger: Trigger, expected_version: int, item: Item | None) -> Item:
+        """The stored ``item`` if an update of ``trigger`` may apply to it; else why not."""
         if item is None:
             raise NotFound(f"trigger {trigger.trigger_id!r} does not exist")
         if item["owner"] != trigger.owner:
             raise BadRequest("a trigger's owner cannot be changed")
-        raise Conflict(
-            f"trigger {trigger.trigger_id!r} changed meanwhile (version {item['version']}, "
-            f"expected {expected_version}); read it again and retry"
-        )
+        if int(item["version"]) != expected_version:
+            raise Conflict(
+                f"trigger {trigger.trigger_id!r} changed meanwhile (version {item['version']}, "
+                f"expected {expected_version}); read it again and retry"
+            )
+        return item
 
     def delete_trigger(self, trigger_id: str) -> bool:
-        item = self._get(trigger_key(trigger_id))
-        if item is None:
-            return False
-        try:
-            self._transact(
-                [
-                    ("Delete", self._t.delete(trigger_key(trigger_id), "attribute_exists(#pk)")),
-                    ("Update", self._release(item["owner"], {"triggers": 1})),
-                ]
-            )
-        except _Cancelled:
-            return False  # deleted concurrently
-        return True
+        for _ in range(MAX_ATTEMPTS):
+            item = self._get(trigger_key(trigger_id))
+            if item is None:
+                return False
+            trigger = load_record(Trigger, item["data"])
+            try:
+                self._transact(
+                    [
+                        (
+                            "Delete",
+                            # Still on the topic read: the entry deleted with it is its own.
+                            self._t.delete(
+                                trigger_key(trigger_id), "#gsi1sk = :gsi1sk", gsi1sk=item["gsi1sk"]
+                            ),
+                        ),
+                        ("Update", self._release(item["owner"], {"triggers": 1})),
+                        (
+                            "Delete",
+                            self._t.delete(
+                                topic_trigger_key(trigger.namespace, trigger.topic, trigger_id)
+                            ),
+                        ),
+                    ]
+                )
+                return True
+            except _Cancelled:
+                continue  # deleted or moved meanwhile: look again
+        raise Unavailable("the registry is too busy with concurrent changes; retry shortly")
 
     # -- idempotency ------------------------------------------------------------------------
 

@@ -131,6 +131,11 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             )""",
         ),
     ),
+    (
+        2,
+        # Deleting a topic looks up its triggers of every owner (list_triggers_on_topic).
+        ("CREATE INDEX triggers_by_topic ON triggers (namespace, topic, trigger_id)",),
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -692,6 +697,13 @@ class SqliteRegistry:
                 {"namespace": last.namespace, "topic": last.topic, "trigger_id": last.trigger_id},
             )
         return Page[Trigger](items=triggers, next_cursor=next_cursor)
+
+    def list_triggers_on_topic(self, namespace: str, topic: str) -> list[Trigger]:
+        rows = self._read_all(
+            "SELECT data FROM triggers WHERE namespace = ? AND topic = ? ORDER BY trigger_id",
+            (namespace, topic),
+        )
+        return [load_record(Trigger, row[0]) for row in rows]
 
     def iter_all_triggers(self) -> Iterator[Trigger]:
         rows = self._read_all("SELECT data FROM triggers ORDER BY trigger_id", ())
