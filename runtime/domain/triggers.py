@@ -729,10 +729,12 @@ class TriggerService:
         self._deps.registry.delete_trigger(trigger_id)
 
     def remove_for_topic(self, topic: Topic) -> None:
-        """A deleted topic takes its triggers with it: they could never run again."""
-        for trigger in list(self._deps.registry.iter_all_triggers()):
-            if trigger.namespace != topic.namespace or trigger.topic != topic.name:
-                continue
+        """A deleted topic takes its triggers with it: they could never run again.
+
+        Anyone with read access may have bound one, so this asks the registry by topic,
+        not by owner.
+        """
+        for trigger in self._deps.registry.list_triggers_on_topic(topic.namespace, topic.name):
             self._remove(trigger)
 
     def _remove(self, trigger: Trigger) -> None:

@@ -315,14 +315,28 @@ def test_openapi_lists_the_trigger_routes(trigger_fabric: TriggerFabric) -> None
 
 def test_deleting_a_topic_removes_its_triggers(trigger_fabric: TriggerFabric) -> None:
     fabric = trigger_fabric
+    owner_ns = fabric.owner.namespace
     topic = fabric.create_topic()
-    other = fabric.create_topic()
+    other = fabric.create_topic(name=f"{topic}x")  # its name starts with the doomed one's
     doomed = fabric.create_trigger(**webhook_body(fabric, topic))["trigger_id"]
     kept = fabric.create_trigger(**webhook_body(fabric, other))["trigger_id"]
-    url = f"/v1/namespaces/{fabric.owner.namespace}/topics/{topic}"
+    # A reader's trigger on the topic is the reader's, and goes with the topic too.
+    grant = fabric.client.put(
+        f"/v1/namespaces/{owner_ns}/topics/{topic}/grants/{fabric.grantee.sub}",
+        json={"access": "read"},
+        headers=fabric.owner.headers,
+    )
+    assert grant.status_code in (200, 201), grant.text
+    readers = fabric.create_trigger(fabric.grantee, **webhook_body(fabric, topic, owner_ns))
+    url = f"/v1/namespaces/{owner_ns}/topics/{topic}"
     assert fabric.client.delete(url, headers=fabric.owner.headers).status_code == 204
     gone = fabric.client.get(f"/v1/triggers/{doomed}", headers=fabric.owner.headers)
     assert gone.status_code == 404
+    readers_gone = fabric.client.get(
+        f"/v1/triggers/{readers['trigger_id']}", headers=fabric.grantee.headers
+    )
+    assert readers_gone.status_code == 404
+    assert fabric.client.get("/v1/triggers", headers=fabric.grantee.headers).json()["items"] == []
     assert (
         fabric.client.get(f"/v1/triggers/{kept}", headers=fabric.owner.headers).status_code == 200
     )
