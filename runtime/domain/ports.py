@@ -390,6 +390,10 @@ class TriggerPlatform(Protocol):
     The core has already validated the spec and checked ownership and quotas.
     """
 
+    # How many ``status`` calls the core may make at once when it lists triggers: 1 where
+    # a status is a local read, more where each one is a network round trip.
+    status_concurrency: int
+
     def deploy(
         self, trigger: Trigger, *, secret: str | None, code: CodeSource | None
     ) -> TriggerStatus:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import io
 import json
@@ -30,7 +31,8 @@ import re
 import secrets
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Final, Literal
@@ -585,9 +587,16 @@ class TriggerService:
         page = self._deps.registry.list_triggers(
             caller.sub, namespace=namespace, topic=topic, cursor=cursor, limit=limit
         )
-        return Page[Trigger](
-            items=[self._with_status(t) for t in page.items], next_cursor=page.next_cursor
-        )
+        return Page[Trigger](items=self._with_statuses(page.items), next_cursor=page.next_cursor)
+
+    def _with_statuses(self, triggers: Sequence[Trigger]) -> builtins.list[Trigger]:
+        """Each trigger with its live state, in order; as many asked at once as the
+        platform says its status calls allow (network round trips on Lambda)."""
+        workers = min(self.platform.status_concurrency, len(triggers))
+        if workers < 2:
+            return [self._with_status(t) for t in triggers]
+        with ThreadPoolExecutor(workers, thread_name_prefix="trigger-status") as pool:
+            return [*pool.map(self._with_status, triggers)]
 
     def logs(
         self,

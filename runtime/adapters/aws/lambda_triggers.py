@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -200,6 +201,10 @@ class _Undo:
 class LambdaTriggerPlatform:
     """:class:`runtime.domain.ports.TriggerPlatform` on Lambda + MSK event source mappings."""
 
+    # A status is two control-plane calls (the function, its event source mappings); a
+    # page of 100 asked one by one would take seconds.
+    status_concurrency = 8
+
     def __init__(
         self,
         settings: RuntimeSettings,
@@ -225,6 +230,9 @@ class LambdaTriggerPlatform:
             "secretsmanager": secrets_client,
             "sqs": sqs_client,
         }
+        # Statuses of a page are asked from several threads; boto3 makes clients from its
+        # default session, which is not thread-safe, so clients are made under a lock.
+        self._clients_lock = threading.Lock()
         self._sleep = sleep
         self._clock = clock
         self._role_propagation = role_propagation
@@ -238,10 +246,15 @@ class LambdaTriggerPlatform:
 
     def _client(self, service: str) -> Any:
         # Built lazily: the API process constructs the platform at start, without a call.
-        if self._clients[service] is None:
-            region = self.settings.region if self.settings.region != "local" else None
-            self._clients[service] = boto3.client(service, region_name=region)  # type: ignore[call-overload]
-        return self._clients[service]
+        client = self._clients[service]
+        if client is None:
+            with self._clients_lock:
+                client = self._clients[service]
+                if client is None:
+                    region = self.settings.region if self.settings.region != "local" else None
+                    client = boto3.client(service, region_name=region)  # type: ignore[call-overload]
+                    self._clients[service] = client
+        return client
 
     @property
     def _lambda(self) -> Any:

@@ -432,6 +432,9 @@ class LocalTriggerPlatform:
     restarts (on a new version) or stops each trigger's consumer and reports its state.
     """
 
+    # A status is one indexed read of the runner's reports: no point in threads.
+    status_concurrency = 1
+
     def __init__(self, store: LocalTriggerStore) -> None:
         self.store = store
 

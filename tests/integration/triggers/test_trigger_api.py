@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from typing import Any
 
 import pytest
 
+from runtime.adapters.aws.lambda_triggers import LambdaTriggerPlatform
 from tests.integration.triggers.conftest import TriggerFabric, zip_base64
 
 
@@ -340,3 +343,57 @@ def test_deleting_a_topic_removes_its_triggers(trigger_fabric: TriggerFabric) ->
     assert (
         fabric.client.get(f"/v1/triggers/{kept}", headers=fabric.owner.headers).status_code == 200
     )
+
+
+@pytest.mark.parametrize("trigger_limits", [{"per_identity": 10}])
+def test_a_page_asks_the_platform_for_live_states_a_few_at_a_time(
+    trigger_fabric: TriggerFabric, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Lambda each live status is two API calls: a page must not ask them one by one."""
+    fabric = trigger_fabric
+    topic = fabric.create_topic()
+    made = [fabric.create_trigger(**webhook_body(fabric, topic, name=f"h{i}")) for i in range(6)]
+    fabric.client.patch(  # one with a state of its own, to see that states stay with their trigger
+        f"/v1/triggers/{made[2]['trigger_id']}",
+        json={"enabled": False},
+        headers=fabric.owner.headers,
+    )
+    platform = fabric.container.extras["triggers"].platform
+    real_status = platform.status
+    lock = threading.Lock()
+    in_flight = 0
+    most_in_flight = 0
+
+    def slow_status(trigger: Any) -> Any:
+        nonlocal in_flight, most_in_flight
+        with lock:
+            in_flight += 1
+            most_in_flight = max(most_in_flight, in_flight)
+        try:
+            time.sleep(0.1)  # a control-plane round trip
+            return real_status(trigger)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(platform, "status", slow_status)
+    # The local platform's statuses are local reads (one at a time); Lambda's are round trips.
+    assert platform.status_concurrency == 1
+    monkeypatch.setattr(platform, "status_concurrency", LambdaTriggerPlatform.status_concurrency)
+    reply = fabric.client.get(
+        "/v1/triggers",
+        params={"namespace": fabric.owner.namespace, "topic": topic},
+        headers=fabric.owner.headers,
+    )
+    assert reply.status_code == 200, reply.text
+    listed = reply.json()["items"]
+    assert most_in_flight > 1
+    # Same order and the same states as asking one trigger at a time.
+    stored = fabric.container.extras["triggers"]._deps.registry.list_triggers(
+        fabric.owner.sub, namespace=fabric.owner.namespace, topic=topic
+    )
+    assert [t["trigger_id"] for t in listed] == [t.trigger_id for t in stored.items]
+    assert len(listed) == len(made)
+    one_by_one = {t["trigger_id"]: fabric.get_trigger(t["trigger_id"])["state"] for t in made}
+    assert {t["trigger_id"]: t["state"] for t in listed} == one_by_one
+    assert one_by_one[made[2]["trigger_id"]] == "disabled"
