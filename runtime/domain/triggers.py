@@ -648,6 +648,15 @@ class TriggerService:
             updated_at=now,
         )
         self._deps.registry.create_trigger(trigger, limit=self._limits.per_identity)
+        # A topic delete claims the topic, then removes the triggers it finds on it: one
+        # written after that lookup would be bound to nothing. Looked at again now that
+        # this one is stored, the topic is still ACTIVE (a later delete finds this trigger)
+        # or going (and this trigger goes, before anything is deployed).
+        try:
+            self._require_readable_topic(caller, draft.namespace, draft.topic)
+        except FabricError:
+            self._deps.registry.delete_trigger(trigger_id)
+            raise
         stored = self._deps.registry.get_trigger(trigger_id) or trigger
         secret = self._new_secret() if kind == "webhook" else None
         try:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from runtime.adapters.aws.lambda_triggers import LambdaTriggerPlatform
+from runtime.domain.models import TopicState
 from tests.integration.triggers.conftest import TriggerFabric, zip_base64
 
 
@@ -397,3 +398,33 @@ def test_a_page_asks_the_platform_for_live_states_a_few_at_a_time(
     one_by_one = {t["trigger_id"]: fabric.get_trigger(t["trigger_id"])["state"] for t in made}
     assert {t["trigger_id"]: t["state"] for t in listed} == one_by_one
     assert one_by_one[made[2]["trigger_id"]] == "disabled"
+
+
+def test_a_topic_delete_between_a_creates_check_and_its_write_leaves_no_trigger(
+    trigger_fabric: TriggerFabric, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete's lookup of the topic's triggers ran before this trigger was written: the
+    create must see the topic going and take its trigger back, not leave it bound to nothing."""
+    fabric = trigger_fabric
+    topic = fabric.create_topic()
+    service = fabric.container.extras["triggers"]
+    registry = service._deps.registry
+    real_create = registry.create_trigger
+
+    def delete_claims_the_topic_first(trigger: Any, *, limit: int) -> None:
+        current = registry.get_topic(fabric.owner.namespace, topic)
+        registry.update_topic(
+            current.model_copy(update={"state": TopicState.DELETING}),
+            expected_version=current.version,
+            partition_limit=1000,
+        )
+        real_create(trigger, limit=limit)
+
+    monkeypatch.setattr(registry, "create_trigger", delete_claims_the_topic_first)
+    reply = fabric.client.post(
+        "/v1/triggers", json=webhook_body(fabric, topic), headers=fabric.owner.headers
+    )
+    assert reply.status_code == 409, reply.text
+    assert "deleting" in reply.json()["error"]["message"]
+    assert registry.list_triggers_on_topic(fabric.owner.namespace, topic) == []
+    assert fabric.client.get("/v1/triggers", headers=fabric.owner.headers).json()["items"] == []
