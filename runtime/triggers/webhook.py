@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from runtime.domain.errors import BadRequest
+from runtime.domain.errors import BadRequest, Unavailable
 from runtime.triggers.event_shape import KafkaRecord
 from runtime.triggers.pinned_transport import Address, PinnedTransport
 
@@ -90,6 +90,13 @@ class InvalidWebhook(BadRequest):
     code = "invalid_webhook"
 
 
+class WebhookDnsUnavailable(Unavailable):
+    """The resolver could not answer now (``EAI_AGAIN``): not a verdict on the host, so a
+    create answers 503 and a delivery retries, instead of refusing it for good."""
+
+    code = "dns_unavailable"
+
+
 # ------------------------------------------------------------------------------ validation
 
 
@@ -115,6 +122,10 @@ def _resolve(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            raise WebhookDnsUnavailable(
+                f"webhook host {host!r} could not be resolved right now ({exc}); try again"
+            ) from exc
         raise InvalidWebhook(f"webhook host {host!r} does not resolve: {exc}") from exc
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
@@ -400,6 +411,8 @@ class WebhookDeliverer:
             )
         except InvalidWebhook as exc:
             return True, None, f"refused: {exc.message}"
+        except WebhookDnsUnavailable as exc:
+            return False, None, f"dns: {exc.message}"
         except httpx.TimeoutException as exc:
             return False, None, f"timeout: {type(exc).__name__}"
         except httpx.TransportError as exc:

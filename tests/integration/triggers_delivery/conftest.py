@@ -121,6 +121,11 @@ def webhook_server() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
+# An answer for ``FakeDns.answer``: the resolver fails for now (EAI_AGAIN), as when the DNS
+# server does not reply.
+DNS_TRY_AGAIN = ["<EAI_AGAIN>"]
+
+
 @dataclass
 class FakeDns:
     """Answers lookups of chosen names in place of the system resolver.
@@ -144,6 +149,8 @@ class FakeDns:
         self.lookups[name] += 1
         queue = self.answers[name]
         addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        if addresses == DNS_TRY_AGAIN:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
         out: list[Any] = []
         for address in addresses:
             if ":" in address:

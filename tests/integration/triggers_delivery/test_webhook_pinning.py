@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from runtime.domain.errors import Unavailable
 from runtime.triggers.batch import FailureKind, dead_letter_for, process_records
 from runtime.triggers.event_shape import KafkaRecord
 from runtime.triggers.pinned_transport import PinnedTransport
@@ -30,7 +31,12 @@ from runtime.triggers.webhook import (
     checked_addresses,
     validate_webhook_url,
 )
-from tests.integration.triggers_delivery.conftest import FakeDns, WebhookReceiver, serving
+from tests.integration.triggers_delivery.conftest import (
+    DNS_TRY_AGAIN,
+    FakeDns,
+    WebhookReceiver,
+    serving,
+)
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02, max_total_s=10, timeout_s=2)
 PUBLIC = "93.184.215.14"
@@ -239,3 +245,32 @@ def test_a_context_that_does_not_verify_is_refused() -> None:
     unverified.verify_mode = ssl.CERT_NONE
     with pytest.raises(ValueError, match="must verify"):
         PinnedTransport(lambda host, port: [], ssl_context=unverified)
+
+
+def test_a_resolver_that_cannot_answer_now_is_retried_not_refused(
+    webhook_server: WebhookReceiver, fake_dns: FakeDns
+) -> None:
+    # EAI_AGAIN says nothing about the host: the attempt is retried and the next lookup works.
+    fake_dns.answer("flaky.invalid", DNS_TRY_AGAIN, ["127.0.0.1"])
+    with deliverer(named(webhook_server, "flaky.invalid"), allow_private=True) as d:
+        result = d.deliver_one(record())
+    assert result.ok and result.attempts == 2
+    assert len(webhook_server.requests) == 1
+
+
+def test_a_resolver_that_never_answers_ends_retryable_not_dead_for_good(
+    webhook_server: WebhookReceiver, fake_dns: FakeDns
+) -> None:
+    fake_dns.answer("down.invalid", DNS_TRY_AGAIN)
+    with deliverer(named(webhook_server, "down.invalid"), allow_private=True) as d:
+        result = d.deliver_one(record())
+    assert not result.ok and result.retryable and result.attempts == FAST.max_attempts
+    assert result.reason.startswith("dns: ") and "try again" in result.reason
+    assert webhook_server.requests == []
+
+
+def test_a_create_that_meets_a_resolver_failure_is_told_to_retry(fake_dns: FakeDns) -> None:
+    fake_dns.answer("later.invalid", DNS_TRY_AGAIN)
+    with pytest.raises(Unavailable) as raised:
+        validate_webhook_url("https://later.invalid/hook", allow_private=False)
+    assert raised.value.status == 503 and raised.value.code == "dns_unavailable"
