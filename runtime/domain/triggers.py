@@ -664,7 +664,18 @@ class TriggerService:
         except Exception as exc:
             self._roll_back(stored, exc)
             raise
-        return CreatedTrigger(self._record_status(stored, status), secret)
+        try:
+            created = self._record_status(stored, status)
+        except NotFound:
+            # The record went while the platform deployed (its topic was deleted, and the
+            # delete took the topic's triggers): what was deployed must go too.
+            self.platform.remove(stored)
+            raise Conflict(
+                f"topic {draft.namespace}/{draft.topic} was deleted while the trigger was "
+                "being created; nothing was kept",
+                details={"namespace": draft.namespace, "topic": draft.topic},
+            ) from None
+        return CreatedTrigger(created, secret)
 
     def _roll_back(self, trigger: Trigger, cause: Exception) -> None:
         """Undo a failed create; if even that fails, leave it visibly FAILING for reconcile."""

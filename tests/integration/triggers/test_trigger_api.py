@@ -428,3 +428,34 @@ def test_a_topic_delete_between_a_creates_check_and_its_write_leaves_no_trigger(
     assert "deleting" in reply.json()["error"]["message"]
     assert registry.list_triggers_on_topic(fabric.owner.namespace, topic) == []
     assert fabric.client.get("/v1/triggers", headers=fabric.owner.headers).json()["items"] == []
+
+
+def test_a_topic_delete_during_the_deploy_leaves_nothing_deployed(
+    trigger_fabric: TriggerFabric, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete found the trigger and removed it while the platform was deploying it: the
+    create must not leave the platform's part behind, nor claim success."""
+    fabric = trigger_fabric
+    topic = fabric.create_topic()
+    service = fabric.container.extras["triggers"]
+    platform, registry = service.platform, service._deps.registry
+    real_deploy = platform.deploy
+    deployed_ids: list[str] = []
+
+    def topic_deleted_meanwhile(trigger: Any, **kwargs: Any) -> Any:
+        status = real_deploy(trigger, **kwargs)
+        deployed_ids.append(trigger.trigger_id)
+        assert platform.store.deployment(trigger.trigger_id) is not None
+        registry.delete_trigger(trigger.trigger_id)  # what the topic delete's lookup did
+        return status
+
+    monkeypatch.setattr(platform, "deploy", topic_deleted_meanwhile)
+    reply = fabric.client.post(
+        "/v1/triggers", json=webhook_body(fabric, topic), headers=fabric.owner.headers
+    )
+    assert reply.status_code == 409, reply.text
+    assert "was deleted while the trigger was being created" in reply.json()["error"]["message"]
+    assert [t.trigger_id for t in registry.iter_all_triggers()] == []
+    # What the platform deployed (locally: the runner's deployment) is gone as well.
+    (trigger_id,) = deployed_ids
+    assert platform.store.deployment(trigger_id) is None
